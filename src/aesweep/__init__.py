@@ -1,0 +1,1 @@
+"""aesweep: sweep MNIST autoencoder experiments with Hydra and compare them in MLflow."""

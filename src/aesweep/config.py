@@ -1,0 +1,202 @@
+"""Structured config schema: what each config group may hold, checked before any work.
+
+The dataclasses are registered in Hydra's ConfigStore as the schema of ``conf/``, so an
+unknown key or a wrong type fails when Hydra composes the config. Range checks live in
+``__post_init__`` and run in :func:`to_experiment_config`, which turns the composed
+``DictConfig`` into these typed objects once, at the start of a job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ArchName(str, Enum):
+    ffn = "ffn"
+    ffn_linear = "ffn_linear"
+    cnn = "cnn"
+    pixels = "pixels"
+    pca = "pca"
+
+
+class Hidden(str, Enum):
+    relu = "relu"
+    sigmoid = "sigmoid"
+
+
+class Output(str, Enum):
+    linear = "linear"
+    relu = "relu"
+    sigmoid = "sigmoid"
+
+
+class Source(str, Enum):
+    mnist_sample = "mnist_sample"
+    mnist = "mnist"
+    file = "file"
+
+
+class Scaling(str, Enum):
+    auto = "auto"
+    zscore = "zscore"
+    unit = "unit"
+    none = "none"
+
+
+#: archs whose "latent" is computed without training a network
+BASELINE_ARCHS = frozenset({ArchName.pixels, ArchName.pca})
+
+
+def _check_positive(key: str, value: float | int) -> None:
+    if value <= 0:
+        raise ValueError(f"{key}={value!r} must be > 0")
+
+
+@dataclass
+class ArchConfig:
+    name: ArchName = MISSING
+    default_lr: float = 0.01
+    default_latent_dim: int = 100
+    scaling: Scaling = Scaling.zscore
+
+    def __post_init__(self) -> None:
+        _check_positive("arch.default_lr", self.default_lr)
+        _check_positive("arch.default_latent_dim", self.default_latent_dim)
+
+
+@dataclass
+class ActivationConfig:
+    hidden: Hidden = Hidden.relu
+    output: Output = Output.linear
+
+
+@dataclass
+class DataConfig:
+    source: Source = Source.mnist_sample
+    n_samples: int = 3000
+    n_test: int = 1000
+    path: str | None = None
+    allow_pickle: bool = False
+    scaling: Scaling = Scaling.auto
+
+    def __post_init__(self) -> None:
+        _check_positive("data.n_samples", self.n_samples)
+        if self.n_test < 0:
+            raise ValueError(f"data.n_test={self.n_test!r} must be >= 0")
+        if self.source == Source.file and not self.path:
+            raise ValueError("data.path=None: data=file needs data.path=/path/to/digits.npz")
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "adam"
+    loss: str = "mse"
+    epochs: int = 500
+    batch_size: int = 300
+    validation: bool = True
+    progress_every: int = 25
+
+    def __post_init__(self) -> None:
+        _check_positive("train.epochs", self.epochs)
+        _check_positive("train.batch_size", self.batch_size)
+        _check_positive("train.progress_every", self.progress_every)
+        if self.optimizer != "adam":
+            raise ValueError(f"train.optimizer={self.optimizer!r}: only 'adam' is supported")
+        if self.loss != "mse":
+            raise ValueError(f"train.loss={self.loss!r}: only 'mse' is supported")
+
+
+@dataclass
+class ClusterConfig:
+    n_clusters: int = 10
+    init: str = "k-means++"
+    n_init: int = 3
+    max_iter: int = 300
+    tol: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _check_positive("cluster.n_clusters", self.n_clusters)
+        _check_positive("cluster.n_init", self.n_init)
+        _check_positive("cluster.max_iter", self.max_iter)
+        if self.init not in ("k-means++", "random"):
+            raise ValueError(f"cluster.init={self.init!r} must be 'k-means++' or 'random'")
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str | None = None
+    experiment: str = "aesweep"
+    log_model: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    arch: ArchConfig = MISSING
+    activation: ActivationConfig = field(default_factory=ActivationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    lr: float | None = None
+    latent_dim: int | None = None
+    seed: int = 0
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lr is not None:
+            _check_positive("lr", self.lr)
+        if self.latent_dim is not None:
+            _check_positive("latent_dim", self.latent_dim)
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate in force: ``lr`` or, left unset, the arch's seed value."""
+        return self.lr if self.lr is not None else self.arch.default_lr
+
+    @property
+    def latent_size(self) -> int:
+        """The latent size in force: ``latent_dim`` or, left unset, the arch's seed value."""
+        return self.latent_dim if self.latent_dim is not None else self.arch.default_latent_dim
+
+    @property
+    def scaling(self) -> Scaling:
+        """``data.scaling``, with ``auto`` resolved to the arch's seed scaling."""
+        return self.arch.scaling if self.data.scaling == Scaling.auto else self.data.scaling
+
+
+def register_configs() -> None:
+    """Register the schema so that Hydra checks ``conf/`` against it while composing."""
+    cs = ConfigStore.instance()
+    cs.store(name="experiment_schema", node=ExperimentConfig)
+    for group, node in [
+        ("arch", ArchConfig),
+        ("activation", ActivationConfig),
+        ("data", DataConfig),
+        ("train", TrainConfig),
+        ("cluster", ClusterConfig),
+        ("tracking", TrackingConfig),
+    ]:
+        cs.store(group=group, name=f"{group}_schema", node=node)
+
+
+def to_experiment_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
+    """Validate a composed config and return it as typed objects.
+
+    Raises
+    ------
+    ValueError
+        With the offending key and value, for any type or range error.
+    """
+    if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.create(cfg)
+    schema = OmegaConf.structured(ExperimentConfig)
+    # Hydra's own keys are not part of the experiment.
+    user_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    merged = OmegaConf.merge(schema, user_cfg)
+    return OmegaConf.to_object(merged)

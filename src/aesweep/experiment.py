@@ -1,0 +1,223 @@
+"""Run one experiment from a composed config: the only module that reads the config.
+
+load digits -> train (or compute a baseline's features) -> KMeans -> scores -> records.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from sklearn.decomposition import PCA
+
+from aesweep import clustering, data, figures
+from aesweep.config import ArchName, ExperimentConfig, Source, to_experiment_config
+from aesweep.models import build_autoencoder
+from aesweep.tracking import EpochMetricsCallback, Tracker, flatten, ui_link
+from aesweep.training import History, train_autoencoder
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "test/acc"  # what train.py returns to a Hydra sweeper
+
+
+@dataclass
+class Features:
+    """Latent features of the train and held-out digits, and what made them."""
+
+    train: np.ndarray
+    test: np.ndarray
+    history: History | None = None
+    autoencoder: keras.Model | None = None
+    decoded: np.ndarray | None = None  # reconstructions of the first ten training digits
+
+
+def run_name(cfg: ExperimentConfig) -> str:
+    """A readable run name such as ``cnn-relu-lr0.005-z196``."""
+    arch = cfg.arch.name.value
+    if arch == "pixels":
+        return "pixels"
+    if arch == "pca":
+        return f"pca-z{cfg.latent_size}"
+    name = f"{arch}-{cfg.activation.hidden.value}-lr{cfg.learning_rate:g}-z{cfg.latent_size}"
+    if cfg.activation.output.value != "linear":
+        name += f"-out_{cfg.activation.output.value}"
+    return name
+
+
+def load_digits(cfg: ExperimentConfig) -> tuple[data.Digits, data.Digits]:
+    """The scaled train and held-out digits that ``cfg.data`` asks for."""
+    source = cfg.data.source
+    if source == Source.mnist_sample:
+        images, labels = data.load_mnist_sample()
+    elif source == Source.mnist:
+        images, labels = data.load_keras_mnist()
+    else:
+        images, labels = data.load_file(cfg.data.path, allow_pickle=cfg.data.allow_pickle)
+    train_idx, test_idx = data.split(
+        labels, n_samples=cfg.data.n_samples, n_test=cfg.data.n_test, random_state=cfg.seed
+    )
+    flat = cfg.arch.name != ArchName.cnn
+    scaling = cfg.scaling.value
+    return (
+        data.prepare(images, labels, train_idx, scaling=scaling, flat=flat),
+        data.prepare(images, labels, test_idx, scaling=scaling, flat=flat),
+    )
+
+
+def compute_features(
+    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, tracker: Tracker
+) -> Features:
+    """Train the arch's autoencoder and encode, or compute a baseline's features."""
+    arch = cfg.arch.name
+    if arch == ArchName.pixels:
+        return Features(train=train.x.reshape(len(train.x), -1), test=test.x.reshape(len(test.x), -1))
+    if arch == ArchName.pca:
+        pca = PCA(n_components=cfg.latent_size, random_state=cfg.seed).fit(train.x)
+        train_z = pca.transform(train.x)
+        decoded = pca.inverse_transform(train_z[:10])
+        return Features(train=train_z, test=_transform(pca.transform, test.x), decoded=decoded)
+
+    keras.utils.set_random_seed(cfg.seed)
+    ae = build_autoencoder(
+        arch.value,
+        latent_dim=cfg.latent_size,
+        hidden=cfg.activation.hidden.value,
+        output=cfg.activation.output.value,
+    )
+    history = train_autoencoder(
+        ae.model,
+        train.x,
+        test.x if cfg.train.validation else None,
+        learning_rate=cfg.learning_rate,
+        epochs=cfg.train.epochs,
+        batch_size=cfg.train.batch_size,
+        progress_every=cfg.train.progress_every,
+        callbacks=[EpochMetricsCallback(tracker)],
+    )
+    batch = cfg.train.batch_size
+    return Features(
+        train=ae.encoder.predict(train.x, batch_size=batch, verbose=0),
+        test=_transform(lambda x: ae.encoder.predict(x, batch_size=batch, verbose=0), test.x),
+        history=history,
+        autoencoder=ae.model,
+        decoded=ae.model.predict(train.x[:10], verbose=0),
+    )
+
+
+def _transform(fn, x: np.ndarray) -> np.ndarray:
+    """``fn(x)``, tolerating an empty held-out set."""
+    return fn(x) if len(x) else np.empty((0, 0), dtype=np.float32)
+
+
+def score_clusters(
+    cfg: ExperimentConfig, features: Features, train: data.Digits, test: data.Digits
+) -> tuple[dict[str, float], np.ndarray]:
+    """KMeans fitted on the training features, scored there and on the held-out digits."""
+    c = cfg.cluster
+    kmeans = clustering.fit_kmeans(
+        features.train,
+        n_clusters=c.n_clusters,
+        init=c.init,
+        n_init=c.n_init,
+        max_iter=c.max_iter,
+        tol=c.tol,
+        random_state=cfg.seed,
+    )
+    scores = {
+        f"cluster/{k}": v for k, v in clustering.cluster_scores(train.labels, kmeans.labels_).items()
+    }
+    if len(test.labels):
+        test_pred = kmeans.predict(features.test.astype(kmeans.cluster_centers_.dtype))
+        scores |= {f"test/{k}": v for k, v in clustering.cluster_scores(test.labels, test_pred).items()}
+    return scores, kmeans.labels_
+
+
+def log_figures(
+    cfg: ExperimentConfig,
+    tracker: Tracker,
+    features: Features,
+    train: data.Digits,
+    labels_pred: np.ndarray,
+    name: str,
+) -> None:
+    """The seed's pictures, plus reconstructions and the loss curve."""
+    members = figures.pick_cluster_members(labels_pred, n_clusters=cfg.cluster.n_clusters)
+    tracker.log_figure(figures.latent_grid(train.pixels, features.train, members, title=name), "latent_grid")
+    tracker.log_figure(
+        figures.sample_and_latent(train.pixels[0], features.train[0], label=int(train.labels[0])),
+        "sample_latent",
+    )
+    if features.decoded is not None:
+        tracker.log_figure(
+            figures.reconstructions(train.x[:10], features.decoded, title=name), "reconstructions"
+        )
+    if features.history is not None:
+        h = features.history
+        tracker.log_figure(figures.loss_curve(h.loss, h.val_loss, title=name), "loss_curve")
+
+
+def run_experiment(
+    cfg: DictConfig,
+    *,
+    root: Path,
+    output_dir: Path | None = None,
+    overrides: list[str] = (),
+    parent_run_id: str | None = None,
+) -> float:
+    """Run the experiment ``cfg`` describes and return the sweep objective (held-out acc).
+
+    ``root`` is where the default MLflow store lives; ``output_dir`` is Hydra's job folder,
+    whose ``.hydra/`` files are logged with the run.
+    """
+    exp = to_experiment_config(cfg)
+    train, test = load_digits(exp)  # bad data fails here, before any run exists
+    tracker = Tracker.connect(
+        enabled=exp.tracking.enabled, uri=exp.tracking.uri, experiment=exp.tracking.experiment, root=root
+    )
+    name = run_name(exp)
+    tags = {"arch": exp.arch.name.value, "overrides": " ".join(overrides) or "(none)"}
+    with tracker.run(run_name=name, tags=tags, parent_run_id=parent_run_id):
+        params = flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+        params |= {"lr": exp.learning_rate, "latent_dim": exp.latent_size, "data.scaling": exp.scaling.value}
+        tracker.log_params({k: v for k, v in params.items() if not k.startswith("hydra.")})
+        if output_dir is not None:
+            tracker.log_dir(output_dir / ".hydra", ".hydra")
+
+        start = time.perf_counter()
+        try:
+            features = compute_features(exp, train, test, tracker)
+        except Exception as err:
+            epochs = getattr(err, "epoch", None)
+            if epochs is not None:
+                tracker.set_tags({"epochs_reached": epochs})
+            raise
+        train_seconds = time.perf_counter() - start
+
+        scores, labels_pred = score_clusters(exp, features, train, test)
+        metrics = dict(scores, **{"time/train_s": train_seconds})
+        if features.history is not None:
+            metrics |= {
+                "time/s_per_epoch": features.history.seconds_per_epoch,
+                "train/epochs": features.history.epochs,
+            }
+        tracker.log_metrics(metrics)
+        log_figures(exp, tracker, features, train, labels_pred, name)
+        if features.autoencoder is not None and exp.tracking.log_model:
+            tracker.log_keras_model(features.autoencoder)
+
+    _report(name, scores, train_seconds, tracker)
+    return scores.get(OBJECTIVE, scores["cluster/acc"])
+
+
+def _report(name: str, scores: dict[str, float], seconds: float, tracker: Tracker) -> None:
+    summary = "  ".join(f"{k} {v:.3f}" for k, v in scores.items())
+    log.info("%s  %s  (%.1f s)", name, summary, seconds)
+    if tracker.enabled:
+        log.info("MLflow run: %s", ui_link(tracker.tracking_uri, tracker.experiment_id, tracker.run_id))
+        log.info("All runs:   %s", ui_link(tracker.tracking_uri, tracker.experiment_id))

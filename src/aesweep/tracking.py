@@ -1,0 +1,181 @@
+"""MLflow at the edge: where runs go, and logging params, metrics, figures and models.
+
+The science modules never import mlflow; :mod:`aesweep.experiment` hands them a
+:class:`Tracker`, which does nothing when tracking is off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import matplotlib.pyplot as plt
+import mlflow
+from matplotlib.figure import Figure
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+
+log = logging.getLogger(__name__)
+
+UI_RUNS_VIEW = "workflowType=machine_learning"  # MLflow 3 otherwise opens its GenAI view
+
+
+def resolve_tracking_uri(uri: str | None, root: Path) -> str:
+    """The tracking URI in force: ``uri``, or MLflow's default store under ``root``.
+
+    MLflow's default (``sqlite:///mlflow.db``, artifacts in ``./mlruns``) is relative to the
+    working directory; making it absolute keeps every Hydra job in the one store that
+    ``mlflow ui`` finds when started in ``root``.
+    """
+    if uri:
+        if "://" not in uri and not uri.startswith("sqlite:"):
+            return Path(uri).expanduser().resolve().as_uri()  # a plain folder: a file store
+        return uri
+    return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def ensure_experiment(name: str, *, root: Path) -> str:
+    """Return the id of experiment ``name``, creating it if needed (safe for racing jobs)."""
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        # MLflow places a new experiment's artifacts under ./mlruns of the working directory.
+        with contextlib.chdir(root):
+            return mlflow.create_experiment(name)
+    except MlflowException:
+        # Another job created it between our lookup and our create.
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping to ``{"a.b.c": value}``, the form MLflow params take."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def ui_link(tracking_uri: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The page of ``mlflow ui`` (or of a tracking server) that shows the runs table or a run."""
+    base = tracking_uri if tracking_uri.startswith("http") else "http://127.0.0.1:5000"
+    base = base.rstrip("/")
+    if run_id:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{experiment_id}/runs?{UI_RUNS_VIEW}"
+
+
+class EpochMetricsCallback(keras.callbacks.Callback):
+    """Logs ``train/loss`` and ``val/loss`` at the end of every epoch (step = epoch)."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        metrics = {"train/loss": logs.get("loss"), "val/loss": logs.get("val_loss")}
+        self.tracker.log_metrics({k: v for k, v in metrics.items() if v is not None}, step=epoch + 1)
+
+
+class Tracker:
+    """One MLflow run, or nothing at all when ``enabled`` is false."""
+
+    def __init__(self, *, enabled: bool, tracking_uri: str, experiment_id: str | None) -> None:
+        self.enabled = enabled
+        self.tracking_uri = tracking_uri
+        self.experiment_id = experiment_id
+        self.run_id: str | None = None
+
+    @classmethod
+    def connect(cls, *, enabled: bool, uri: str | None, experiment: str, root: Path) -> Tracker:
+        """Point MLflow at the store and experiment; nothing is connected when disabled."""
+        tracking_uri = resolve_tracking_uri(uri, root)
+        if not enabled:
+            return cls(enabled=False, tracking_uri=tracking_uri, experiment_id=None)
+        mlflow.set_tracking_uri(tracking_uri)
+        experiment_id = ensure_experiment(experiment, root=root)
+        return cls(enabled=True, tracking_uri=tracking_uri, experiment_id=experiment_id)
+
+    @contextlib.contextmanager
+    def run(
+        self, *, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
+    ) -> Iterator[Tracker]:
+        """Start a run; it ends FINISHED, FAILED on an error, KILLED on an interrupt."""
+        if not self.enabled:
+            yield self
+            return
+        active = mlflow.start_run(
+            experiment_id=self.experiment_id,
+            run_name=run_name,
+            tags=dict(tags),
+            parent_run_id=parent_run_id,
+            nested=parent_run_id is not None,
+        )
+        self.run_id = active.info.run_id
+        status = RunStatus.FAILED
+        try:
+            yield self
+            status = RunStatus.FINISHED
+        except (KeyboardInterrupt, SystemExit):
+            status = RunStatus.KILLED
+            raise
+        except BaseException as err:
+            self.set_tags({"failure_reason": f"{type(err).__name__}: {err}"[:5000]})
+            raise
+        finally:
+            mlflow.flush_async_logging()
+            mlflow.end_run(status=RunStatus.to_string(status))
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if self.enabled:
+            mlflow.log_params({k: "None" if v is None else v for k, v in params.items()})
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None) -> None:
+        if self.enabled:
+            # Asynchronous: an epoch should not wait for the database.
+            mlflow.log_metrics(dict(metrics), step=step, synchronous=False)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if self.enabled:
+            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_figure(self, figure: Figure, name: str) -> None:
+        """Log ``figure`` as ``figures/<name>.png`` and close it."""
+        try:
+            if self.enabled:
+                mlflow.log_figure(figure, f"figures/{name}.png")
+        finally:
+            plt.close(figure)
+
+    def log_dir(self, path: Path, artifact_path: str) -> None:
+        if self.enabled and path.is_dir():
+            mlflow.log_artifacts(str(path), artifact_path)
+
+    def log_file(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.enabled and path.is_file():
+            mlflow.log_artifact(str(path), artifact_path)
+
+    def log_keras_model(self, model: keras.Model) -> None:
+        """Log ``model`` as an MLflow Keras model that ``mlflow.keras.load_model`` reads back."""
+        if not self.enabled:
+            return
+        import tensorflow as tf
+
+        # Naming the requirements skips MLflow's inference, which reloads the model in a
+        # subprocess and costs more than a short training run.
+        requirements = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"]
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        mlflow.keras.log_model(model, name="model", pip_requirements=requirements)
