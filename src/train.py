@@ -1,7 +1,7 @@
 """Hydra entry point: compose the config, run one experiment, return the sweep objective.
 
-    python src/train.py                                # the seed's ffn on the embedded digits
-    python src/train.py -m arch=ffn,cnn lr=0.01,0.005  # one MLflow run per combination
+python src/train.py                                # the seed's ffn on the embedded digits
+python src/train.py -m arch=ffn,cnn lr=0.01,0.005  # one MLflow run per combination
 """
 
 import os

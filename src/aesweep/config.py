@@ -9,14 +9,14 @@ unknown key or a wrong type fails when Hydra composes the config. Range checks l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 
-class ArchName(str, Enum):
+class ArchName(StrEnum):
     ffn = "ffn"
     ffn_linear = "ffn_linear"
     cnn = "cnn"
@@ -24,24 +24,24 @@ class ArchName(str, Enum):
     pca = "pca"
 
 
-class Hidden(str, Enum):
+class Hidden(StrEnum):
     relu = "relu"
     sigmoid = "sigmoid"
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     linear = "linear"
     relu = "relu"
     sigmoid = "sigmoid"
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     mnist_sample = "mnist_sample"
     mnist = "mnist"
     file = "file"
 
 
-class Scaling(str, Enum):
+class Scaling(StrEnum):
     auto = "auto"
     zscore = "zscore"
     unit = "unit"

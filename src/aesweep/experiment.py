@@ -76,7 +76,9 @@ def compute_features(
     """Train the arch's autoencoder and encode, or compute a baseline's features."""
     arch = cfg.arch.name
     if arch == ArchName.pixels:
-        return Features(train=train.x.reshape(len(train.x), -1), test=test.x.reshape(len(test.x), -1))
+        return Features(
+            train=train.x.reshape(len(train.x), -1), test=test.x.reshape(len(test.x), -1)
+        )
     if arch == ArchName.pca:
         pca = PCA(n_components=cfg.latent_size, random_state=cfg.seed).fit(train.x)
         train_z = pca.transform(train.x)
@@ -130,11 +132,14 @@ def score_clusters(
         random_state=cfg.seed,
     )
     scores = {
-        f"cluster/{k}": v for k, v in clustering.cluster_scores(train.labels, kmeans.labels_).items()
+        f"cluster/{k}": v
+        for k, v in clustering.cluster_scores(train.labels, kmeans.labels_).items()
     }
     if len(test.labels):
         test_pred = kmeans.predict(features.test.astype(kmeans.cluster_centers_.dtype))
-        scores |= {f"test/{k}": v for k, v in clustering.cluster_scores(test.labels, test_pred).items()}
+        scores |= {
+            f"test/{k}": v for k, v in clustering.cluster_scores(test.labels, test_pred).items()
+        }
     return scores, kmeans.labels_
 
 
@@ -148,7 +153,9 @@ def log_figures(
 ) -> None:
     """The seed's pictures, plus reconstructions and the loss curve."""
     members = figures.pick_cluster_members(labels_pred, n_clusters=cfg.cluster.n_clusters)
-    tracker.log_figure(figures.latent_grid(train.pixels, features.train, members, title=name), "latent_grid")
+    tracker.log_figure(
+        figures.latent_grid(train.pixels, features.train, members, title=name), "latent_grid"
+    )
     tracker.log_figure(
         figures.sample_and_latent(train.pixels[0], features.train[0], label=int(train.labels[0])),
         "sample_latent",
@@ -178,13 +185,20 @@ def run_experiment(
     exp = to_experiment_config(cfg)
     train, test = load_digits(exp)  # bad data fails here, before any run exists
     tracker = Tracker.connect(
-        enabled=exp.tracking.enabled, uri=exp.tracking.uri, experiment=exp.tracking.experiment, root=root
+        enabled=exp.tracking.enabled,
+        uri=exp.tracking.uri,
+        experiment=exp.tracking.experiment,
+        root=root,
     )
     name = run_name(exp)
     tags = {"arch": exp.arch.name.value, "overrides": " ".join(overrides) or "(none)"}
     with tracker.run(run_name=name, tags=tags, parent_run_id=parent_run_id):
         params = flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
-        params |= {"lr": exp.learning_rate, "latent_dim": exp.latent_size, "data.scaling": exp.scaling.value}
+        params |= {
+            "lr": exp.learning_rate,
+            "latent_dim": exp.latent_size,
+            "data.scaling": exp.scaling.value,
+        }
         tracker.log_params({k: v for k, v in params.items() if not k.startswith("hydra.")})
         if output_dir is not None:
             tracker.log_dir(output_dir / ".hydra", ".hydra")
@@ -219,5 +233,7 @@ def _report(name: str, scores: dict[str, float], seconds: float, tracker: Tracke
     summary = "  ".join(f"{k} {v:.3f}" for k, v in scores.items())
     log.info("%s  %s  (%.1f s)", name, summary, seconds)
     if tracker.enabled:
-        log.info("MLflow run: %s", ui_link(tracker.tracking_uri, tracker.experiment_id, tracker.run_id))
+        log.info(
+            "MLflow run: %s", ui_link(tracker.tracking_uri, tracker.experiment_id, tracker.run_id)
+        )
         log.info("All runs:   %s", ui_link(tracker.tracking_uri, tracker.experiment_id))

@@ -87,7 +87,9 @@ class EpochMetricsCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         metrics = {"train/loss": logs.get("loss"), "val/loss": logs.get("val_loss")}
-        self.tracker.log_metrics({k: v for k, v in metrics.items() if v is not None}, step=epoch + 1)
+        self.tracker.log_metrics(
+            {k: v for k, v in metrics.items() if v is not None}, step=epoch + 1
+        )
 
 
 class Tracker:
