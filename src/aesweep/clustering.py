@@ -8,6 +8,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
+from aesweep.config import InputError
+
 
 def fit_kmeans(
     features: np.ndarray,
@@ -21,7 +23,7 @@ def fit_kmeans(
 ) -> KMeans:
     """Fit the seed's KMeans on ``features`` of shape (n_samples, n_features)."""
     if len(features) < n_clusters:
-        raise ValueError(
+        raise InputError(
             f"cluster.n_clusters={n_clusters} exceeds the {len(features)} samples to cluster"
         )
     kmeans = KMeans(

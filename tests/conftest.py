@@ -1,0 +1,50 @@
+"""Shared fixtures: the real config shrunk to a tiny run, and throwaway MLflow stores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from aesweep.config import register_configs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+TRAIN_SCRIPT = ROOT / "src" / "train.py"
+
+#: overrides that make any run take seconds: few digits, two epochs
+TINY = ["data.n_samples=200", "data.n_test=100", "train.epochs=2", "train.batch_size=50"]
+
+register_configs()
+
+
+def compose_config(overrides: list[str] = ()) -> DictConfig:
+    """The project's real config, composed as Hydra's command line would."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def run_cli(args: list[str], *, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``src/train.py`` as a user would, in ``cwd`` (where mlflow.db lands)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT / "src"))
+    return subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path) -> str:
+    """A fresh sqlite MLflow store for one test."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
