@@ -5,6 +5,7 @@ python src/train.py -m arch=ffn,cnn lr=0.01,0.005  # one MLflow run per combinat
 """
 
 import logging
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
@@ -18,6 +19,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from aesweep.config import InputError, register_configs  # noqa: E402
 from aesweep.experiment import run_experiment  # noqa: E402
+from aesweep.sweep import parent_run_id  # noqa: E402
 
 log = logging.getLogger("aesweep")
 register_configs()
@@ -32,12 +34,20 @@ def main(cfg: DictConfig) -> float:
             root=Path(hydra.utils.get_original_cwd()),
             output_dir=Path(hydra_cfg.runtime.output_dir),
             overrides=list(hydra_cfg.overrides.task),
+            parent_run_id=parent_run_id(),
         )
     except (InputError, FileNotFoundError) as err:
         log.error("%s", err)
         if hydra_cfg.mode == RunMode.RUN:
             raise SystemExit(1) from None  # a bad input needs its line, not a traceback
-        raise  # in a sweep, Hydra records the failed job and the others still run
+        return math.nan
+    except Exception as err:
+        if hydra_cfg.mode == RunMode.RUN:
+            raise
+        # The job's MLflow run is already FAILED with the reason; the sweep goes on and
+        # its summary lists this job.
+        log.exception("job failed: %s: %s", type(err).__name__, err)
+        return math.nan
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from aesweep.config import register_configs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
-TRAIN_SCRIPT = ROOT / "src" / "train.py"
 
 #: overrides that make any run take seconds: few digits, two epochs
 TINY = ["data.n_samples=200", "data.n_test=100", "train.epochs=2", "train.batch_size=50"]
@@ -33,9 +32,16 @@ def compose_config(overrides: list[str] = ()) -> DictConfig:
 
 def run_cli(args: list[str], *, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``src/train.py`` as a user would, in ``cwd`` (where mlflow.db lands)."""
+    return run_script("train.py", args, cwd=cwd, timeout=timeout)
+
+
+def run_script(
+    script: str, args: list[str], *, cwd: Path, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run ``src/<script>`` in a fresh interpreter, in ``cwd``."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT / "src"))
     return subprocess.run(
-        [sys.executable, str(TRAIN_SCRIPT), *args],
+        [sys.executable, str(ROOT / "src" / script), *args],
         cwd=cwd,
         env=env,
         capture_output=True,

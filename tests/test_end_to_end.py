@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import shutil
+
 import mlflow
 import numpy as np
 import pytest
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, run_script
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -61,10 +64,18 @@ def test_single_run_records_everything_and_the_model_loads_back(tmp_path):
     assert out.shape == (2, 28, 28, 1)
 
 
-def test_multirun_design_card_gives_one_run_per_combination(tmp_path):
-    result = run_cli(["-m", *TINY, "arch=ffn,cnn", "lr=0.01,0.005"], cwd=tmp_path)
+@pytest.fixture(scope="module")
+def design_sweep(tmp_path_factory):
+    """The design-card sweep ``arch=ffn,cnn lr=0.01,0.005``, tiny, run once for this module."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    result = run_cli(["-m", *TINY, "arch=ffn,cnn", "lr=0.01,0.005"], cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
-    client, runs = _runs(tmp_path)
+    return cwd, result
+
+
+def test_multirun_design_card_gives_one_run_per_combination(design_sweep):
+    cwd, _ = design_sweep
+    client, runs = _runs(cwd)
     jobs = [r for r in runs if r.data.tags.get("arch")]
     assert sorted(r.info.run_name for r in jobs) == [
         "cnn-relu-lr0.005-z196",
@@ -75,7 +86,65 @@ def test_multirun_design_card_gives_one_run_per_combination(tmp_path):
     for run in jobs:
         _assert_complete(client, run, epochs=2)
     # multirun/<date>/<time>/<job number>/.hydra, one folder per job
-    assert len(list(tmp_path.glob("multirun/*/*/*/.hydra"))) == 4
+    assert len(list(cwd.glob("multirun/*/*/*/.hydra"))) == 4
+
+
+def test_sweep_has_one_parent_with_the_jobs_as_children(design_sweep):
+    cwd, result = design_sweep
+    client, runs = _runs(cwd)
+    [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 4 and len(runs) == 5
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name.startswith("sweep-")
+    assert "arch=ffn,cnn" in parent.data.tags["aesweep.command"]
+    assert parent.data.tags["aesweep.sweep_dir"].startswith(str(cwd / "multirun"))
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.md", "summary.csv", "figures"} <= artifacts
+    sweep_figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert sweep_figures == {
+        "figures/sweep_loss_curves.png",
+        "figures/sweep_cluster_scores.png",
+        "figures/sweep_latent_panel.png",
+    }
+    assert f"runs/{parent.info.run_id}" in result.stdout  # direct link to the parent
+    assert "workflowType=machine_learning" in result.stdout
+
+
+def test_summary_table_matches_the_children_metrics(design_sweep):
+    cwd, result = design_sweep
+    client, runs = _runs(cwd)
+    by_name = {r.info.run_name: r for r in runs}
+    [summary_csv] = cwd.glob("multirun/*/*/summary.csv")
+    rows = list(csv.DictReader(summary_csv.open()))
+    assert len(rows) == 5 and rows[-1]["arch"] == "pixels (reference)"
+    assert list(rows[0])[:3] == ["arch", "lr", "status"]  # only the swept keys, then values
+    accs = [float(row["test/acc"]) for row in rows[:-1]]
+    assert accs == sorted(accs, reverse=True)
+    for row in rows[:-1]:
+        arch, lr = row["arch"], row["lr"]
+        run = by_name[f"{arch}-relu-lr{lr}-z{196 if arch == 'cnn' else 100}"]
+        for key in ["cluster/acc", "cluster/nmi", "test/purity", "test/ari", "train/loss"]:
+            assert float(row[key]) == pytest.approx(run.data.metrics[key], rel=1e-12)
+    assert float(rows[-1]["cluster/acc"]) > 0.2
+    markdown = next(cwd.glob("multirun/*/*/summary.md")).read_text()
+    assert markdown.count("\n") == 2 + 5
+    assert markdown.splitlines()[2] in result.stdout  # printed at the end of the sweep
+
+
+def test_report_rebuilds_the_table_from_mlflow_alone(design_sweep):
+    cwd, _ = design_sweep
+    summary_dir = next(cwd.glob("multirun/*/*"))
+    expected_csv = (summary_dir / "summary.csv").read_text()
+    expected_md = (summary_dir / "summary.md").read_text()
+    shutil.rmtree(cwd / "multirun")
+    csv_out = run_script("report.py", ["--format", "csv"], cwd=cwd)
+    assert csv_out.returncode == 0, csv_out.stderr
+    assert csv_out.stdout == expected_csv
+    md_out = run_script("report.py", ["--experiment", "aesweep"], cwd=cwd)
+    assert md_out.stdout.startswith(expected_md)
+    missing = run_script("report.py", ["--sweep", "no-such-sweep"], cwd=cwd)
+    assert missing.returncode == 1 and "no --sweep='no-such-sweep'" in missing.stderr
 
 
 @pytest.mark.parametrize("arch", ["pixels", "pca"])

@@ -16,14 +16,22 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.decomposition import PCA
 
 from aesweep import clustering, data, figures
-from aesweep.config import ArchName, ExperimentConfig, Source, to_experiment_config
+from aesweep.config import (
+    ArchConfig,
+    ArchName,
+    ExperimentConfig,
+    Scaling,
+    Source,
+    to_experiment_config,
+)
 from aesweep.models import build_autoencoder
-from aesweep.tracking import EpochMetricsCallback, Tracker, flatten, ui_link
-from aesweep.training import History, train_autoencoder
+from aesweep.tracking import Tracker, flatten, ui_link
+from aesweep.training import History, encode, train_autoencoder
 
 log = logging.getLogger(__name__)
 
 OBJECTIVE = "test/acc"  # what train.py returns to a Hydra sweeper
+PANEL_ARTIFACT = "latents/panel.npz"  # one digit of each label with its latent vector
 
 
 @dataclass
@@ -71,7 +79,7 @@ def load_digits(cfg: ExperimentConfig) -> tuple[data.Digits, data.Digits]:
 
 
 def compute_features(
-    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, tracker: Tracker
+    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, tracker: Tracker | None
 ) -> Features:
     """Train the arch's autoencoder and encode, or compute a baseline's features."""
     arch = cfg.arch.name
@@ -83,7 +91,8 @@ def compute_features(
         pca = PCA(n_components=cfg.latent_size, random_state=cfg.seed).fit(train.x)
         train_z = pca.transform(train.x)
         decoded = pca.inverse_transform(train_z[:10])
-        return Features(train=train_z, test=_transform(pca.transform, test.x), decoded=decoded)
+        test_z = pca.transform(test.x) if len(test.x) else np.empty((0, train_z.shape[1]))
+        return Features(train=train_z, test=test_z, decoded=decoded)
 
     keras.utils.set_random_seed(cfg.seed)
     ae = build_autoencoder(
@@ -100,21 +109,15 @@ def compute_features(
         epochs=cfg.train.epochs,
         batch_size=cfg.train.batch_size,
         progress_every=cfg.train.progress_every,
-        callbacks=[EpochMetricsCallback(tracker)],
+        on_epoch_end=tracker.log_epoch if tracker else None,
     )
-    batch = cfg.train.batch_size
     return Features(
-        train=ae.encoder.predict(train.x, batch_size=batch, verbose=0),
-        test=_transform(lambda x: ae.encoder.predict(x, batch_size=batch, verbose=0), test.x),
+        train=encode(ae.encoder, train.x),
+        test=encode(ae.encoder, test.x),
         history=history,
         autoencoder=ae.model,
-        decoded=ae.model.predict(train.x[:10], verbose=0),
+        decoded=encode(ae.model, train.x[:10]),
     )
-
-
-def _transform(fn, x: np.ndarray) -> np.ndarray:
-    """``fn(x)``, tolerating an empty held-out set."""
-    return fn(x) if len(x) else np.empty((0, 0), dtype=np.float32)
 
 
 def score_clusters(
@@ -167,6 +170,28 @@ def log_figures(
     if features.history is not None:
         h = features.history
         tracker.log_figure(figures.loss_curve(h.loss, h.val_loss, title=name), "loss_curve")
+    # The same digits in every job of a sweep, so that the sweep's panel compares like with like.
+    panel = figures.first_of_each_label(train.labels)
+    tracker.log_arrays(
+        PANEL_ARTIFACT,
+        pixels=train.pixels[panel],
+        latents=features.train[panel],
+        labels=train.labels[panel],
+    )
+
+
+def pixel_reference(cfg: DictConfig) -> dict[str, float]:
+    """KMeans on the raw pixels (/255) of the digits ``cfg`` selects, with its seed.
+
+    The reference row of every sweep table: does a latent cluster better than pixels?
+    """
+    exp = to_experiment_config(cfg)
+    exp.arch = ArchConfig(name=ArchName.pixels, scaling=Scaling.unit)
+    exp.data.scaling = Scaling.unit
+    train, test = load_digits(exp)
+    features = compute_features(exp, train, test, tracker=None)
+    scores, _ = score_clusters(exp, features, train, test)
+    return scores
 
 
 def run_experiment(
@@ -223,7 +248,7 @@ def run_experiment(
         tracker.log_metrics(metrics)
         log_figures(exp, tracker, features, train, labels_pred, name)
         if features.autoencoder is not None and exp.tracking.log_model:
-            tracker.log_keras_model(features.autoencoder)
+            tracker.log_keras_model(features.autoencoder, example=train.x[:5])
 
     _report(name, scores, train_seconds, tracker)
     return scores.get(OBJECTIVE, scores["cluster/acc"])

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import keras
 import matplotlib.pyplot as plt
 import mlflow
+import numpy as np
 from matplotlib.figure import Figure
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
@@ -75,21 +76,6 @@ def ui_link(tracking_uri: str, experiment_id: str, run_id: str | None = None) ->
     if run_id:
         return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
     return f"{base}/#/experiments/{experiment_id}/runs?{UI_RUNS_VIEW}"
-
-
-class EpochMetricsCallback(keras.callbacks.Callback):
-    """Logs ``train/loss`` and ``val/loss`` at the end of every epoch (step = epoch)."""
-
-    def __init__(self, tracker: Tracker) -> None:
-        super().__init__()
-        self.tracker = tracker
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        metrics = {"train/loss": logs.get("loss"), "val/loss": logs.get("val_loss")}
-        self.tracker.log_metrics(
-            {k: v for k, v in metrics.items() if v is not None}, step=epoch + 1
-        )
 
 
 class Tracker:
@@ -170,14 +156,33 @@ class Tracker:
         if self.enabled and path.is_file():
             mlflow.log_artifact(str(path), artifact_path)
 
-    def log_keras_model(self, model: keras.Model) -> None:
+    def log_arrays(self, artifact_file: str, **arrays: np.ndarray) -> None:
+        """Log ``arrays`` as one ``.npz`` artifact at ``artifact_file``."""
+        if not self.enabled:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(artifact_file).name
+            np.savez_compressed(path, **arrays)
+            mlflow.log_artifact(str(path), str(Path(artifact_file).parent))
+
+    def log_epoch(self, epoch: int, losses: Mapping[str, float]) -> None:
+        """Log one epoch's ``{"loss": ..., "val_loss": ...}`` as ``train/loss``, ``val/loss``."""
+        names = {"loss": "train/loss", "val_loss": "val/loss"}
+        self.log_metrics({names[k]: v for k, v in losses.items() if k in names}, step=epoch)
+
+    def log_keras_model(self, model, example: np.ndarray) -> None:
         """Log ``model`` as an MLflow Keras model that ``mlflow.keras.load_model`` reads back."""
         if not self.enabled:
             return
+        import keras
         import tensorflow as tf
+        from mlflow.models import infer_signature
 
         # Naming the requirements skips MLflow's inference, which reloads the model in a
         # subprocess and costs more than a short training run.
         requirements = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"]
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        mlflow.keras.log_model(model, name="model", pip_requirements=requirements)
+        signature = infer_signature(example, np.asarray(model(example, training=False)))
+        mlflow.keras.log_model(
+            model, name="model", pip_requirements=requirements, signature=signature
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
@@ -44,9 +45,10 @@ class History:
 class _Recorder(keras.callbacks.Callback):
     """Fills a :class:`History`, prints a line every few epochs, stops on a NaN loss."""
 
-    def __init__(self, history: History, *, epochs: int, progress_every: int) -> None:
+    def __init__(self, history: History, *, epochs: int, progress_every: int, on_epoch_end) -> None:
         super().__init__()
         self.history_ = history
+        self.on_epoch_end_ = on_epoch_end
         self.epochs = epochs
         self.progress_every = progress_every
         self.diverged: TrainingDiverged | None = None
@@ -61,6 +63,8 @@ class _Recorder(keras.callbacks.Callback):
         self.history_.loss.append(loss)
         if "val_loss" in logs:
             self.history_.val_loss.append(float(logs["val_loss"]))
+        if self.on_epoch_end_ is not None:
+            self.on_epoch_end_(epoch + 1, {k: float(v) for k, v in logs.items()})
         if not math.isfinite(loss):
             self.diverged = TrainingDiverged(epoch + 1, loss)
             self.model.stop_training = True
@@ -88,11 +92,12 @@ def train_autoencoder(
     epochs: int,
     batch_size: int,
     progress_every: int = 25,
-    callbacks: list[keras.callbacks.Callback] = (),
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
 ) -> History:
     """Fit ``model`` to reconstruct ``x_train`` with Adam and MSE, as the seed did.
 
-    ``callbacks`` run after the built-in recorder, so they see a filled history.
+    ``on_epoch_end(epoch, losses)`` is called after each epoch (1-based) with
+    ``{"loss": ..., "val_loss": ...}``; tracking hooks in here.
 
     Raises
     ------
@@ -101,16 +106,26 @@ def train_autoencoder(
     """
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
     history = History()
-    recorder = _Recorder(history, epochs=epochs, progress_every=progress_every)
+    recorder = _Recorder(
+        history, epochs=epochs, progress_every=progress_every, on_epoch_end=on_epoch_end
+    )
     model.fit(
         x_train,
         x_train,
         epochs=epochs,
         batch_size=batch_size,
         validation_data=(x_val, x_val) if x_val is not None and len(x_val) else None,
-        callbacks=[recorder, *callbacks],
+        callbacks=[recorder],
         verbose=0,
     )
     if recorder.diverged is not None:
         raise recorder.diverged
     return history
+
+
+def encode(model: keras.Model, x: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
+    """``model(x)`` in batches, without ``predict``'s per-model graph tracing."""
+    if not len(x):
+        return np.empty((0, *model.output.shape[1:]), dtype=np.float32)
+    parts = [model(x[i : i + batch_size], training=False) for i in range(0, len(x), batch_size)]
+    return np.concatenate([np.asarray(p) for p in parts])

@@ -1,0 +1,148 @@
+"""The sweep table: one row per job, the swept values, its scores, and a pixel reference row.
+
+Pure functions over plain records, so that the table built at the end of a sweep and the
+one rebuilt later from MLflow (``src/report.py``) are the same by construction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+OBJECTIVE = "test/acc"
+REFERENCE_NAME = "pixels (reference)"
+SCORE_KEYS = [
+    f"{split}/{score}" for split in ("cluster", "test") for score in ("purity", "acc", "nmi", "ari")
+]
+#: (CSV name, markdown header) of every column after the swept keys
+VALUE_COLUMNS = [
+    ("status", "status"),
+    ("epochs", "epochs"),
+    ("train/loss", "train loss"),
+    ("val/loss", "val loss"),
+    *[(key, key.replace("cluster/", "").replace("/", " ")) for key in SCORE_KEYS],
+    ("minutes", "minutes"),
+]
+
+
+@dataclass
+class JobRecord:
+    """What one job of a sweep recorded: its run, swept overrides, metrics and outcome."""
+
+    run_name: str
+    status: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    overrides: Sequence[str] = ()
+    failure: str = ""
+    run_id: str = ""
+
+
+def _override_items(overrides: Sequence[str]) -> dict[str, str]:
+    """``["lr=0.01", "+x=1"]`` -> ``{"lr": "0.01", "x": "1"}``."""
+    items = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        items[key.lstrip("+~")] = value
+    return items
+
+
+def swept_keys(jobs: Sequence[JobRecord]) -> list[str]:
+    """``arch`` and every override key whose value is not the same in all jobs."""
+    per_job = [_override_items(job.overrides) for job in jobs]
+    keys = sorted({key for items in per_job for key in items})
+    varying = [k for k in keys if len({items.get(k) for items in per_job}) > 1 and k != "arch"]
+    return ["arch", *varying]
+
+
+def job_title(job: JobRecord, keys: Sequence[str]) -> str:
+    """``cnn lr=0.005``: the arch and the job's values of the swept ``keys``."""
+    overrides = _override_items(job.overrides)
+    values = [f"{k}={overrides.get(k, job.params.get(k, ''))}" for k in keys if k != "arch"]
+    return " ".join([job.params.get("arch.name", job.run_name), *values])
+
+
+def _job_row(job: JobRecord, keys: Sequence[str]) -> dict[str, object]:
+    overrides = _override_items(job.overrides)
+    row: dict[str, object] = {"arch": job.params.get("arch.name", "")}
+    row |= {key: overrides.get(key, job.params.get(key, "")) for key in keys if key != "arch"}
+    epochs = job.metrics.get("train/epochs", job.metrics.get("epochs_reached", math.nan))
+    row |= {
+        "status": job.status if not job.failure else f"{job.status}: {job.failure}",
+        "epochs": epochs,
+        "train/loss": job.metrics.get("train/loss", math.nan),
+        "val/loss": job.metrics.get("val/loss", math.nan),
+        **{key: job.metrics.get(key, math.nan) for key in SCORE_KEYS},
+        "minutes": job.metrics.get("time/train_s", math.nan) / 60,
+    }
+    return row
+
+
+def _objective(row: Mapping[str, object]) -> float:
+    value = row.get(OBJECTIVE, math.nan)
+    return -math.inf if value is None or math.isnan(value) else float(value)
+
+
+def summary_rows(
+    jobs: Sequence[JobRecord], reference: Mapping[str, float] | None
+) -> tuple[list[str], list[dict[str, object]]]:
+    """The table's columns and rows: jobs best first by held-out accuracy, then the reference.
+
+    Returns
+    -------
+    columns : list of str, the swept keys followed by :data:`VALUE_COLUMNS` names
+    rows : list of dict keyed by those columns
+    """
+    keys = swept_keys(jobs)
+    rows = sorted((_job_row(job, keys) for job in jobs), key=_objective, reverse=True)
+    if reference is not None:
+        ref = {key: "" for key in keys} | {"arch": REFERENCE_NAME, "status": "reference"}
+        ref |= {
+            "epochs": math.nan,
+            "train/loss": math.nan,
+            "val/loss": math.nan,
+            "minutes": math.nan,
+        }
+        ref |= {key: reference.get(key, math.nan) for key in SCORE_KEYS}
+        rows.append(ref)
+    return [*keys, *(name for name, _ in VALUE_COLUMNS)], rows
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:.0f}" if value.is_integer() and abs(value) >= 1 else f"{value:.3f}"
+    return str(value)
+
+
+def to_markdown(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) -> str:
+    """A GitHub-flavoured markdown table, numbers to three decimals."""
+    headers = dict(VALUE_COLUMNS)
+    header = [headers.get(c, c) for c in columns]
+    numeric = {name for name, _ in VALUE_COLUMNS} - {"status"}
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if c in numeric else "---" for c in columns) + "|",
+    ]
+    for row in rows:
+        cells = [_cell(row.get(c, "")).replace("|", "/") for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) -> str:
+    """CSV with full precision; empty cells where a value does not apply."""
+    out = io.StringIO()
+    writer = csv.DictWriter(
+        out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {c: "" if isinstance(v, float) and math.isnan(v) else v for c, v in row.items()}
+        )
+    return out.getvalue()
