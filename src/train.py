@@ -7,6 +7,7 @@ python src/train.py -m arch=ffn,cnn lr=0.01,0.005  # one MLflow run per combinat
 import logging
 import math
 import os
+import signal
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
@@ -17,12 +18,18 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from aesweep.config import InputError, register_configs  # noqa: E402
+from aesweep.config import register_configs  # noqa: E402
+from aesweep.errors import InputError, TrainingDiverged  # noqa: E402
 from aesweep.experiment import run_experiment  # noqa: E402
 from aesweep.sweep import parent_run_id  # noqa: E402
 
 log = logging.getLogger("aesweep")
 register_configs()
+
+
+def _interrupt(signum, frame):
+    # SIGTERM (a scheduler, `kill`) then unwinds like Ctrl-C: runs end KILLED, not RUNNING.
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -36,10 +43,12 @@ def main(cfg: DictConfig) -> float:
             overrides=list(hydra_cfg.overrides.task),
             parent_run_id=parent_run_id(),
         )
-    except (InputError, FileNotFoundError) as err:
-        log.error("%s", err)
+    except (InputError, FileNotFoundError, TrainingDiverged) as err:
+        # A bad input or a diverging loss needs its line, not a traceback; the job's MLflow
+        # run (if one started) already ended FAILED with the reason.
+        log.error("%s: %s", type(err).__name__, err)
         if hydra_cfg.mode == RunMode.RUN:
-            raise SystemExit(1) from None  # a bad input needs its line, not a traceback
+            raise SystemExit(1) from None
         return math.nan
     except Exception as err:
         if hydra_cfg.mode == RunMode.RUN:
@@ -51,4 +60,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     main()

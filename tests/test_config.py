@@ -2,7 +2,8 @@ import pytest
 from conftest import compose_config
 from hydra.errors import ConfigCompositionException
 
-from aesweep.config import ArchName, InputError, Scaling, to_experiment_config
+from aesweep.config import ArchName, Scaling, to_experiment_config
+from aesweep.errors import InputError
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from aesweep import data
-from aesweep.config import InputError
+from aesweep.errors import InputError
 
 
 def _digits(n=60, seed=0):

@@ -8,7 +8,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
-from aesweep.config import InputError
+from aesweep.errors import InputError
 
 
 def fit_kmeans(

@@ -16,6 +16,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from aesweep.errors import InputError
+
 
 class ArchName(StrEnum):
     ffn = "ffn"
@@ -47,10 +49,6 @@ class Scaling(StrEnum):
     zscore = "zscore"
     unit = "unit"
     none = "none"
-
-
-class InputError(ValueError):
-    """A bad config value or data file: reported as one line naming the key and the value."""
 
 
 #: archs whose "latent" is computed without training a network

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from aesweep.config import InputError
+from aesweep.errors import InputError
 
 IMAGE_SHAPE = (28, 28)
 N_PIXELS = 28 * 28

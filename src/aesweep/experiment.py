@@ -5,12 +5,16 @@ load digits -> train (or compute a baseline's features) -> KMeans -> scores -> r
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import math
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from sklearn.decomposition import PCA
@@ -24,14 +28,17 @@ from aesweep.config import (
     Source,
     to_experiment_config,
 )
-from aesweep.models import build_autoencoder
-from aesweep.tracking import Tracker, flatten, ui_link
-from aesweep.training import History, encode, train_autoencoder
+from aesweep.tracking import PANEL_ARTIFACT, Tracker, flatten, ui_link
+
+if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
+    import keras
+
+    from aesweep.training import History
 
 log = logging.getLogger(__name__)
 
 OBJECTIVE = "test/acc"  # what train.py returns to a Hydra sweeper
-PANEL_ARTIFACT = "latents/panel.npz"  # one digit of each label with its latent vector
+FINGERPRINT_TAG = "aesweep.config_hash"  # what resume=true matches finished runs by
 
 
 @dataclass
@@ -93,6 +100,11 @@ def compute_features(
         decoded = pca.inverse_transform(train_z[:10])
         test_z = pca.transform(test.x) if len(test.x) else np.empty((0, train_z.shape[1]))
         return Features(train=train_z, test=test_z, decoded=decoded)
+
+    import keras
+
+    from aesweep.models import build_autoencoder
+    from aesweep.training import encode, train_autoencoder
 
     keras.utils.set_random_seed(cfg.seed)
     ae = build_autoencoder(
@@ -194,6 +206,13 @@ def pixel_reference(cfg: DictConfig) -> dict[str, float]:
     return scores
 
 
+def config_fingerprint(params: dict[str, object]) -> str:
+    """A hash of everything that shapes a run's results (not where or how it is recorded)."""
+    ignored = ("tracking.", "resume", "train.progress_every")
+    relevant = {k: str(v) for k, v in params.items() if not k.startswith(ignored)}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def run_experiment(
     cfg: DictConfig,
     *,
@@ -216,15 +235,30 @@ def run_experiment(
         root=root,
     )
     name = run_name(exp)
-    tags = {"arch": exp.arch.name.value, "overrides": " ".join(overrides) or "(none)"}
+    params = flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+    params |= {
+        "lr": exp.learning_rate,
+        "latent_dim": exp.latent_size,
+        "data.scaling": exp.scaling.value,
+    }
+    fingerprint = config_fingerprint(params)
+    tags = {
+        "arch": exp.arch.name.value,
+        "overrides": shlex.join(overrides) if overrides else "(none)",
+        FINGERPRINT_TAG: fingerprint,
+    }
+    if exp.resume and tracker.enabled:
+        done = tracker.find_finished(FINGERPRINT_TAG, fingerprint)
+        if done is not None:
+            log.info(
+                "%s: identical config already FINISHED in run %s; reusing it",
+                name,
+                done.info.run_id,
+            )
+            tracker.copy_finished(done, run_name=name, tags=tags, parent_run_id=parent_run_id)
+            return done.data.metrics.get(OBJECTIVE, done.data.metrics.get("cluster/acc", math.nan))
     with tracker.run(run_name=name, tags=tags, parent_run_id=parent_run_id):
-        params = flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
-        params |= {
-            "lr": exp.learning_rate,
-            "latent_dim": exp.latent_size,
-            "data.scaling": exp.scaling.value,
-        }
-        tracker.log_params({k: v for k, v in params.items() if not k.startswith("hydra.")})
+        tracker.log_params(params)
         if output_dir is not None:
             tracker.log_dir(output_dir / ".hydra", ".hydra")
 

@@ -8,6 +8,7 @@ in MLflow, so :func:`load_sweep` serves ``src/report.py`` just as well.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import shlex
@@ -27,16 +28,16 @@ from mlflow.entities import Run, RunStatus
 from omegaconf import DictConfig
 
 from aesweep import figures
-from aesweep.config import InputError, to_experiment_config
+from aesweep.config import to_experiment_config
+from aesweep.errors import InputError
 from aesweep.summary import JobRecord, job_title, summary_rows, swept_keys, to_csv, to_markdown
-from aesweep.tracking import ensure_experiment, resolve_tracking_uri, ui_link
+from aesweep.tracking import PANEL_ARTIFACT, ensure_experiment, resolve_tracking_uri, ui_link
 
 log = logging.getLogger(__name__)
 
 PARENT_FILE = "mlflow_parent_run.json"  # in the sweep folder: how jobs find their parent
 ROLE_TAG = "aesweep.role"  # "sweep" on parent runs, so the latest sweep can be found
 REFERENCE_PREFIX = "reference/"  # the parent's metrics of KMeans on raw pixels
-PANEL_ARTIFACT = "latents/panel.npz"
 
 
 def parent_run_id() -> str | None:
@@ -118,14 +119,16 @@ def sweep_figures(client: MlflowClient, sweep: Sweep) -> dict[str, object]:
     titles = {job.run_id: job_title(job, keys) for job in sweep.jobs}
     histories, scores, latents = {}, {}, {}
     originals = labels = None
-    for job in sweep.jobs:
+    for job, run in zip(sweep.jobs, sweep.children, strict=True):
         title = titles[job.run_id]
-        loss = [m.value for m in client.get_metric_history(job.run_id, "train/loss")]
+        # A resumed job reused an earlier run's results: its curves and panel live there.
+        source = run.data.tags.get("aesweep.resumed_from", job.run_id)
+        loss = [m.value for m in client.get_metric_history(source, "train/loss")]
         if loss:
-            val = [m.value for m in client.get_metric_history(job.run_id, "val/loss")]
+            val = [m.value for m in client.get_metric_history(source, "val/loss")]
             histories[title] = (loss, val)
         scores[title] = dict(job.metrics)
-        panel = _download_panel(client, job.run_id)
+        panel = _download_panel(client, source)
         if panel is not None:
             originals, labels = panel["pixels"], panel["labels"]
             latents[title] = panel["latents"]
@@ -182,6 +185,8 @@ class MlflowSweepCallback(Callback):
             },
         )
         self.parent_run_id = run.info.run_id
+        # Ctrl-C, SIGTERM or a crash skip on_multirun_end: the parent must not stay RUNNING.
+        atexit.register(self._end_parent_if_running)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(
             json.dumps({"run_id": self.parent_run_id, "tracking_uri": uri})
@@ -190,6 +195,12 @@ class MlflowSweepCallback(Callback):
         for key, value in reference.items():
             self.client.log_metric(self.parent_run_id, f"{REFERENCE_PREFIX}{key}", value)
         log.info("Sweep parent run: %s", ui_link(uri, experiment_id, self.parent_run_id))
+
+    def _end_parent_if_running(self) -> None:
+        if self.client is None or self.parent_run_id is None:
+            return
+        if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
+            self.client.set_terminated(self.parent_run_id, RunStatus.to_string(RunStatus.KILLED))
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         if self.client is None or self.parent_run_id is None:

@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 
 log = logging.getLogger(__name__)
 
+PANEL_ARTIFACT = "latents/panel.npz"  # one digit of each label with its latent vector
 UI_RUNS_VIEW = "workflowType=machine_learning"  # MLflow 3 otherwise opens its GenAI view
 
 
@@ -126,6 +127,33 @@ class Tracker:
         finally:
             mlflow.flush_async_logging()
             mlflow.end_run(status=RunStatus.to_string(status))
+
+    def find_finished(self, tag: str, value: str) -> mlflow.entities.Run | None:
+        """The latest FINISHED run of this experiment whose ``tag`` equals ``value``."""
+        runs = mlflow.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{tag}` = '{value}' and attributes.status = 'FINISHED'",
+            max_results=1,
+            order_by=["attributes.start_time DESC"],
+            output_format="list",
+        )
+        return runs[0] if runs else None
+
+    def copy_finished(
+        self,
+        source: mlflow.entities.Run,
+        *,
+        run_name: str,
+        tags: Mapping[str, str],
+        parent_run_id: str | None,
+    ) -> None:
+        """Record a run that reuses ``source``'s results (resume), so a sweep lists every job."""
+        tags = {**tags, "aesweep.resumed_from": source.info.run_id}
+        if "epochs_reached" in source.data.tags:
+            tags["epochs_reached"] = source.data.tags["epochs_reached"]
+        with self.run(run_name=run_name, tags=tags, parent_run_id=parent_run_id):
+            self.log_params(source.data.params)
+            self.log_metrics(source.data.metrics)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         if self.enabled:

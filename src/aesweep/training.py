@@ -11,16 +11,9 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from aesweep.errors import TrainingDiverged
+
 log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; ``epoch`` is the 1-based epoch where it happened."""
-
-    def __init__(self, epoch: int, loss: float) -> None:
-        super().__init__(f"loss diverged to {loss} at epoch {epoch}")
-        self.epoch = epoch
-        self.loss = loss
 
 
 @dataclass
