@@ -103,11 +103,14 @@ class TrainConfig:
     batch_size: int = 300
     validation: bool = True
     progress_every: int = 25
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         _check_positive("train.epochs", self.epochs)
         _check_positive("train.batch_size", self.batch_size)
         _check_positive("train.progress_every", self.progress_every)
+        if self.threads is not None:
+            _check_positive("train.threads", self.threads)
         if self.optimizer != "adam":
             raise InputError(f"train.optimizer={self.optimizer!r}: only 'adam' is supported")
         if self.loss != "mse":

@@ -104,8 +104,9 @@ def compute_features(
     import keras
 
     from aesweep.models import build_autoencoder
-    from aesweep.training import encode, train_autoencoder
+    from aesweep.training import encode, set_threads, train_autoencoder
 
+    set_threads(cfg.train.threads)
     keras.utils.set_random_seed(cfg.seed)
     ae = build_autoencoder(
         arch.value,
@@ -120,6 +121,7 @@ def compute_features(
         learning_rate=cfg.learning_rate,
         epochs=cfg.train.epochs,
         batch_size=cfg.train.batch_size,
+        random_state=cfg.seed,
         progress_every=cfg.train.progress_every,
         on_epoch_end=tracker.log_epoch if tracker else None,
     )

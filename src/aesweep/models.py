@@ -21,6 +21,32 @@ NEURAL_ARCHS = ("ffn", "ffn_linear", "cnn")
 CNN_GRID = 14  # the cnn decoder starts from a 14x14 image
 
 
+@keras.saving.register_keras_serializable(package="aesweep")
+class SeparableMaxPooling2D(layers.MaxPooling2D):
+    """``MaxPooling2D`` whose stride-1 windows are computed as a column pass then a row pass.
+
+    The maximum over a k x k window is the maximum over k rows of the maxima over k
+    columns, so the outputs are identical; with TensorFlow's CPU kernels the two 1-D passes
+    (2k comparisons per output instead of k*k) forward and backward take about half the
+    time of one 5x5 pass. Other strides, and other backends, use ``MaxPooling2D`` as is.
+    """
+
+    def call(self, inputs):
+        separable = (
+            tuple(self.strides) == (1, 1)
+            and self.data_format == "channels_last"
+            and keras.backend.backend() == "tensorflow"
+        )
+        if not separable:
+            return super().call(inputs)
+        import tensorflow as tf
+
+        rows, cols = self.pool_size
+        padding = self.padding.upper()
+        x = tf.nn.max_pool2d(inputs, ksize=(rows, 1), strides=1, padding=padding)
+        return tf.nn.max_pool2d(x, ksize=(1, cols), strides=1, padding=padding)
+
+
 @dataclass(frozen=True)
 class Autoencoder:
     """The trainable ``model`` and its two halves, which share its weights."""
@@ -74,7 +100,7 @@ def _ffn_decoder(latent_dim: int, hidden: str, output: str) -> keras.Model:
 def _cnn_encoder(latent_dim: int, hidden: str) -> keras.Model:
     inputs = keras.Input(shape=(28, 28, 1), name="image")
     x = layers.Conv2D(10, 5, strides=1, padding="same", activation=hidden, name="enc_conv")(inputs)
-    x = layers.MaxPooling2D(5, strides=1, padding="valid", name="enc_pool")(x)
+    x = SeparableMaxPooling2D(5, strides=1, padding="valid", name="enc_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     latent = layers.Dense(latent_dim, activation="linear", name="latent")(x)
     return keras.Model(inputs, latent, name="encoder")

@@ -1,0 +1,86 @@
+"""The seed's experiment written as plain Keras, the baseline aesweep is timed against.
+
+    python benchmarks/plain_keras.py ffn 0.01 500     # arch, learning rate, epochs
+
+Layer for layer the seed's networks (SEED.md), ``compile(Adam, "mse")`` and
+``fit(batch_size=300)`` on the same 3000 digits, KMeans on the latents. Nothing of
+aesweep's training path is used, only its loader, so both read identical digits.
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+from sklearn.cluster import KMeans  # noqa: E402
+
+from aesweep import data  # noqa: E402
+
+
+def build(arch: str) -> tuple[keras.Model, keras.Model]:
+    """The seed's autoencoder and encoder, exactly as its script built them."""
+    if arch == "ffn":
+        inputs = keras.Input(shape=(784,))
+        x = layers.Dense(256, activation="relu")(inputs)
+        latent = layers.Dense(100, activation="relu")(x)
+        x = layers.Dense(256, activation="relu")(latent)
+        outputs = layers.Dense(784, activation="linear")(x)
+    else:
+        inputs = keras.Input(shape=(28, 28, 1))
+        x = layers.Conv2D(10, 5, strides=1, padding="same", activation="relu")(inputs)
+        x = layers.MaxPooling2D(5, strides=1, padding="valid")(x)
+        latent = layers.Dense(196, activation="linear")(layers.Flatten()(x))
+        x = layers.Reshape((14, 14, 1))(latent)
+        x = layers.Conv2DTranspose(10, 4, strides=2, padding="same", activation="relu")(x)
+        outputs = layers.Conv2D(1, 4, padding="same", activation="linear")(x)
+    return keras.Model(inputs, outputs), keras.Model(inputs, latent)
+
+
+def digits(arch: str, n_samples: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's 3000 training digits, scaled as the seed scaled them for ``arch``."""
+    images, labels = data.load_mnist_sample()
+    train_idx, _ = data.split(labels, n_samples=n_samples, n_test=1000, random_state=0)
+    prepared = data.prepare(
+        images, labels, train_idx, scaling="zscore" if arch == "ffn" else "unit", flat=arch == "ffn"
+    )
+    return prepared.x, prepared.labels
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def train(arch: str, lr: float, epochs: int, x: np.ndarray) -> tuple[keras.Model, list[float]]:
+    """The seed's training: Adam on MSE, batch 300; returns the encoder and epoch times."""
+    keras.utils.set_random_seed(0)
+    autoencoder, encoder = build(arch)
+    autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="mse")
+    timer = EpochTimer()
+    autoencoder.fit(x, x, epochs=epochs, batch_size=300, verbose=0, callbacks=[timer])
+    return encoder, timer.seconds
+
+
+def main(arch: str, lr: float, epochs: int) -> None:
+    x, labels = digits(arch)
+    encoder, _ = train(arch, lr, epochs, x)
+    latent = encoder.predict(x, verbose=0)
+    kmeans = KMeans(n_clusters=10, n_init=3, random_state=42).fit(latent)
+    print(f"{arch} lr={lr}: {len(set(kmeans.labels_))} clusters, labels {np.bincount(labels)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]))
