@@ -39,15 +39,21 @@ def run_script(
     script: str, args: list[str], *, cwd: Path, timeout: float = 600
 ) -> subprocess.CompletedProcess:
     """Run ``src/<script>`` in a fresh interpreter, in ``cwd``."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT / "src"))
     return subprocess.run(
         [sys.executable, str(ROOT / "src" / script), *args],
         cwd=cwd,
-        env=env,
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def cli_env() -> dict[str, str]:
+    """The environment of a user's shell: without the tracking URI that ``mlflow``
+    calls made in this test process put into ``os.environ``."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return env | {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT / "src")}
 
 
 @pytest.fixture

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import mlflow
 import numpy as np
 import pytest
-from conftest import TINY, run_cli, run_script
+from conftest import TINY, cli_env, run_cli, run_script
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -155,3 +161,54 @@ def test_baselines_are_runs_of_the_same_kind(tmp_path, arch):
     assert run.info.status == "FINISHED"
     assert run.data.metrics["cluster/acc"] > 0.2  # ten digits: chance is about 0.1
     assert "train/loss" not in run.data.metrics
+
+
+def test_mlflow_ui_without_arguments_serves_the_sweep(design_sweep):
+    """`mlflow ui` started in the project root finds the store and nests the jobs."""
+    cwd, _ = design_sweep
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--port", str(port)],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cli_env(),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "mlflow ui did not start"
+                time.sleep(0.5)
+        experiment = _get_json(
+            f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=aesweep"
+        )
+        experiment = experiment["experiment"]
+        tags = {t["key"]: t["value"] for t in experiment.get("tags", [])}
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/runs/search",
+            data=json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        runs = json.loads(urllib.request.urlopen(request, timeout=10).read())["runs"]
+        parent_ids = [
+            {t["key"]: t["value"] for t in run["data"].get("tags", [])}.get("mlflow.parentRunId")
+            for run in runs
+        ]
+        assert len(runs) == 5 and parent_ids.count(None) == 1 and len(set(parent_ids) - {None}) == 1
+        page = urllib.request.urlopen(f"{base}/", timeout=10).read().decode()
+        assert "<html" in page.lower()
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
+
+
+def _get_json(url: str) -> dict:
+    return json.loads(urllib.request.urlopen(url, timeout=10).read())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import pickle
 import signal
 import socket
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY, run_cli
+from conftest import ROOT, TINY, cli_env, run_cli
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -45,11 +44,10 @@ def _wait_for(condition, *, timeout: float, what: str):
 
 
 def _start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT / "src"))
     return subprocess.Popen(
         [sys.executable, str(ROOT / "src" / "train.py"), *args],
         cwd=cwd,
-        env=env,
+        env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -284,7 +282,7 @@ def test_sweep_against_a_live_tracking_server(tmp_path, mlflow_server):
         cwd=work,
         capture_output=True,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        env=cli_env(),
     )
     assert report.returncode == 0 and report.stdout.count("\n| ") == 3
 

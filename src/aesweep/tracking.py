@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 PANEL_ARTIFACT = "latents/panel.npz"  # one digit of each label with its latent vector
 FLUSH_SECONDS = 5.0  # how long per-epoch metrics may wait before they are written
+# Marks the experiment as model training, so MLflow 3's UI shows its runs, not GenAI traces.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 UI_RUNS_VIEW = "workflowType=machine_learning"  # MLflow 3 otherwise opens its GenAI view
 
 
@@ -53,7 +55,9 @@ def ensure_experiment(name: str, *, root: Path) -> str:
     try:
         # MLflow places a new experiment's artifacts under ./mlruns of the working directory.
         with contextlib.chdir(root):
-            return mlflow.create_experiment(name)
+            return mlflow.create_experiment(
+                name, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}
+            )
     except MlflowException:
         # Another job created it between our lookup and our create.
         experiment = mlflow.get_experiment_by_name(name)
