@@ -28,6 +28,7 @@ from aesweep.config import (
     Source,
     to_experiment_config,
 )
+from aesweep.errors import TrainingDiverged
 from aesweep.tracking import PANEL_ARTIFACT, Tracker, flatten, ui_link
 
 if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
@@ -208,6 +209,16 @@ def pixel_reference(cfg: DictConfig) -> dict[str, float]:
     return scores
 
 
+def run_params(cfg: DictConfig, exp: ExperimentConfig) -> dict[str, object]:
+    """The resolved config, flattened, with the learning rate and latent size in force."""
+    params = flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+    return params | {
+        "lr": exp.learning_rate,
+        "latent_dim": exp.latent_size,
+        "data.scaling": exp.scaling.value,
+    }
+
+
 def config_fingerprint(params: dict[str, object]) -> str:
     """A hash of everything that shapes a run's results (not where or how it is recorded)."""
     ignored = ("tracking.", "resume", "train.progress_every")
@@ -237,12 +248,7 @@ def run_experiment(
         root=root,
     )
     name = run_name(exp)
-    params = flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
-    params |= {
-        "lr": exp.learning_rate,
-        "latent_dim": exp.latent_size,
-        "data.scaling": exp.scaling.value,
-    }
+    params = run_params(cfg, exp)
     fingerprint = config_fingerprint(params)
     tags = {
         "arch": exp.arch.name.value,
@@ -267,10 +273,8 @@ def run_experiment(
         start = time.perf_counter()
         try:
             features = compute_features(exp, train, test, tracker)
-        except Exception as err:
-            epochs = getattr(err, "epoch", None)
-            if epochs is not None:
-                tracker.set_tags({"epochs_reached": epochs})
+        except TrainingDiverged as err:
+            tracker.set_tags({"epochs_reached": err.epoch})
             raise
         train_seconds = time.perf_counter() - start
 
