@@ -39,7 +39,7 @@ from aesweep.training import train_autoencoder  # noqa: E402
 SEED_LR = {"ffn": 0.01, "cnn": 0.005}
 
 
-def held_out(arch: str) -> "np.ndarray":  # noqa: F821
+def held_out(arch: str) -> np.ndarray:  # noqa: F821
     images, labels = data.load_mnist_sample()
     _, test_idx = data.split(labels, n_samples=3000, n_test=1000, random_state=0)
     scaling = "zscore" if arch == "ffn" else "unit"

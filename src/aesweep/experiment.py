@@ -29,6 +29,7 @@ from aesweep.config import (
     to_experiment_config,
 )
 from aesweep.errors import TrainingDiverged
+from aesweep.summary import OBJECTIVE
 from aesweep.tracking import PANEL_ARTIFACT, Tracker, flatten, ui_link
 
 if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
@@ -38,7 +39,6 @@ if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
 
 log = logging.getLogger(__name__)
 
-OBJECTIVE = "test/acc"  # what train.py returns to a Hydra sweeper
 FINGERPRINT_TAG = "aesweep.config_hash"  # what resume=true matches finished runs by
 
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-OBJECTIVE = "test/acc"
+OBJECTIVE = "test/acc"  # the sweep objective: what train.py returns and the table sorts by
 REFERENCE_NAME = "pixels (reference)"
 SCORE_KEYS = [
     f"{split}/{score}" for split in ("cluster", "test") for score in ("purity", "acc", "nmi", "ari")
