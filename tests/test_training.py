@@ -81,3 +81,10 @@ def test_a_diverging_loss_stops_training_at_that_epoch():
     with pytest.raises(TrainingDiverged) as info:
         train_autoencoder(model, x, None, learning_rate=1e12, epochs=50, batch_size=30)
     assert 1 <= info.value.epoch < 50
+
+
+def test_a_loss_that_explodes_without_reaching_inf_also_counts_as_diverged():
+    x = RNG.normal(size=(300, 784)).astype("float32")
+    model = build_autoencoder("ffn", latent_dim=100).model
+    with pytest.raises(TrainingDiverged, match="all-zeros output"):
+        train_autoencoder(model, x, None, learning_rate=10.0, epochs=30, batch_size=100)

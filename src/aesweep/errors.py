@@ -6,9 +6,9 @@ class InputError(ValueError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; ``epoch`` is the 1-based epoch where it happened."""
+    """The loss blew up; ``epoch`` is the 1-based epoch where it happened."""
 
-    def __init__(self, epoch: int, loss: float) -> None:
-        super().__init__(f"loss diverged to {loss} at epoch {epoch}")
+    def __init__(self, epoch: int, loss: float, why: str = "") -> None:
+        super().__init__(f"loss diverged to {loss:.4g} at epoch {epoch}{why}")
         self.epoch = epoch
         self.loss = loss

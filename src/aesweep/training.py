@@ -24,6 +24,8 @@ from aesweep.errors import TrainingDiverged
 
 log = logging.getLogger(__name__)
 
+DIVERGED_FACTOR = 1000.0  # a loss this many times an all-zeros output's has blown up
+
 
 @dataclass
 class History:
@@ -106,13 +108,16 @@ def train_autoencoder(
     Raises
     ------
     TrainingDiverged
-        When the training loss is no longer finite; training stops at that epoch.
+        When the training loss is no longer finite, or :data:`DIVERGED_FACTOR` times that of
+        a network that outputs zeros (a learning rate far too large can climb to 1e7
+        without reaching inf); training stops at that epoch.
     """
     # Compiled as the seed compiled it, so that the saved model can go on training with fit.
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
     train_epoch = make_epoch_step(model, x_train, batch_size=batch_size)
     evaluate = make_eval_step(model, x_val) if x_val is not None and len(x_val) else None
     rng = np.random.default_rng(random_state)
+    zeros_loss = float(np.mean(np.square(x_train))) or 1.0
     history = History()
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
@@ -127,6 +132,9 @@ def train_autoencoder(
             on_epoch_end(epoch, losses)
         if not math.isfinite(losses["loss"]):
             raise TrainingDiverged(epoch, losses["loss"])
+        if losses["loss"] > DIVERGED_FACTOR * zeros_loss:
+            why = f" ({DIVERGED_FACTOR:g}x the {zeros_loss:.3g} of an all-zeros output)"
+            raise TrainingDiverged(epoch, losses["loss"], why)
         if epoch == 1 or epoch % progress_every == 0 or epoch == epochs:
             _log_progress(epoch, epochs, losses, history.epoch_seconds[-1])
     return history
