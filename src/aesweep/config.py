@@ -51,10 +51,6 @@ class Scaling(StrEnum):
     none = "none"
 
 
-#: archs whose "latent" is computed without training a network
-BASELINE_ARCHS = frozenset({ArchName.pixels, ArchName.pca})
-
-
 def _check_positive(key: str, value: float | int) -> None:
     if value <= 0:
         raise InputError(f"{key}={value!r} must be > 0")

@@ -190,10 +190,6 @@ class Tracker:
         if self.enabled and path.is_dir():
             mlflow.log_artifacts(str(path), artifact_path)
 
-    def log_file(self, path: Path, artifact_path: str | None = None) -> None:
-        if self.enabled and path.is_file():
-            mlflow.log_artifact(str(path), artifact_path)
-
     def log_arrays(self, artifact_file: str, **arrays: np.ndarray) -> None:
         """Log ``arrays`` as one ``.npz`` artifact at ``artifact_file``."""
         if not self.enabled:
