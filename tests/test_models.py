@@ -41,7 +41,7 @@ def test_cnn_matches_seed_network_3():
     ae = build_autoencoder("cnn", latent_dim=196)
     assert _layer_table(ae.encoder) == [
         ("enc_conv", (28, 28, 10), 5 * 5 * 10 + 10),
-        ("enc_pool", (24, 24, 10), 0),  # SeparableMaxPooling2D: MaxPooling2D, computed faster
+        ("enc_pool", (24, 24, 10), 0),  # a MaxPooling2D, computed faster
         ("flatten", (5760,), 0),
         ("latent", (196,), 5760 * 196 + 196),
     ]
