@@ -48,6 +48,14 @@ def first_of_each_label(labels: np.ndarray) -> np.ndarray:
     return first
 
 
+def _title_strip(fig: Figure, title: str) -> tuple[float, float, float, float]:
+    """Put ``title`` above the grid; the rect that ``tight_layout`` leaves to the images."""
+    if not title:
+        return (0, 0, 1, 1)
+    fig.suptitle(title, fontsize=10)
+    return (0, 0, 1, 1 - 0.3 / fig.get_figheight())  # a 0.3 inch strip for the title
+
+
 def _blank(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
@@ -85,11 +93,7 @@ def latent_grid(
                 _blank(ax)
                 if j < len(idx):
                     ax.imshow(pics[idx[j]], cmap=cmap)
-    top = 1.0
-    if title:
-        fig.suptitle(title, fontsize=10)
-        top = 1 - 0.3 / fig.get_figheight()  # leave the title its own strip
-    fig.tight_layout(pad=0.3, h_pad=0.15, w_pad=0.1, rect=(0, 0, 1, top))
+    fig.tight_layout(pad=0.3, h_pad=0.15, w_pad=0.1, rect=_title_strip(fig, title))
     return fig
 
 
@@ -115,11 +119,7 @@ def reconstructions(originals: np.ndarray, decoded: np.ndarray, *, title: str = 
         for j in range(n):
             _blank(axes[row, j])
             axes[row, j].imshow(pics[j].reshape(28, 28), cmap=ORIGINAL_CMAP)
-    top = 1.0
-    if title:
-        fig.suptitle(title, fontsize=10)
-        top = 1 - 0.3 / fig.get_figheight()
-    fig.tight_layout(pad=0.3, rect=(0, 0, 1, top))
+    fig.tight_layout(pad=0.3, rect=_title_strip(fig, title))
     return fig
 
 
@@ -254,6 +254,6 @@ def sweep_latent_panel(
             _blank(axes[i, j])
             if j < len(images):
                 axes[i, j].imshow(images[j], cmap=LATENT_CMAP)
-    fig.suptitle("Latent images of the same digits, per job", fontsize=10)
-    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.1, rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
+    title = "Latent images of the same digits, per job"
+    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.1, rect=_title_strip(fig, title))
     return fig

@@ -58,17 +58,21 @@ def swept_keys(jobs: Sequence[JobRecord]) -> list[str]:
     return ["arch", *varying]
 
 
+def _swept_values(job: JobRecord, keys: Sequence[str]) -> dict[str, str]:
+    """The job's value of each swept key other than arch: as typed, else its param."""
+    overrides = _override_items(job.overrides)
+    return {k: overrides.get(k, job.params.get(k, "")) for k in keys if k != "arch"}
+
+
 def job_title(job: JobRecord, keys: Sequence[str]) -> str:
     """``cnn lr=0.005``: the arch and the job's values of the swept ``keys``."""
-    overrides = _override_items(job.overrides)
-    values = [f"{k}={overrides.get(k, job.params.get(k, ''))}" for k in keys if k != "arch"]
+    values = [f"{k}={v}" for k, v in _swept_values(job, keys).items()]
     return " ".join([job.params.get("arch.name", job.run_name), *values])
 
 
 def _job_row(job: JobRecord, keys: Sequence[str]) -> dict[str, object]:
-    overrides = _override_items(job.overrides)
     row: dict[str, object] = {"arch": job.params.get("arch.name", "")}
-    row |= {key: overrides.get(key, job.params.get(key, "")) for key in keys if key != "arch"}
+    row |= _swept_values(job, keys)
     epochs = job.metrics.get("train/epochs", job.metrics.get("epochs_reached", math.nan))
     row |= {
         "status": job.status if not job.failure else f"{job.status}: {job.failure}",

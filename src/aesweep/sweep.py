@@ -14,6 +14,7 @@ import logging
 import shlex
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +25,14 @@ from hydra.errors import ConfigCompositionException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from mlflow import MlflowClient
-from mlflow.entities import Run, RunStatus
+from mlflow.entities import Metric, Run, RunStatus
 from omegaconf import DictConfig
 
 from aesweep import figures
 from aesweep.config import to_experiment_config
 from aesweep.errors import InputError
 from aesweep.summary import JobRecord, job_title, summary_rows, swept_keys, to_csv, to_markdown
-from aesweep.tracking import PANEL_ARTIFACT, ensure_experiment, resolve_tracking_uri, ui_link
+from aesweep.tracking import PANEL_ARTIFACT, RESUMED_FROM_TAG, Tracker, ui_link
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,12 @@ class Sweep:
     """A finished sweep as MLflow holds it."""
 
     parent: Run
-    jobs: list[JobRecord]
     children: list[Run]
     reference: dict[str, float]
+
+    @property
+    def jobs(self) -> list[JobRecord]:
+        return [job_record(run) for run in self.children]
 
     def table(self) -> tuple[list[str], list[dict[str, object]]]:
         return summary_rows(self.jobs, self.reference)
@@ -93,7 +97,7 @@ def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
         for key, value in parent.data.metrics.items()
         if key.startswith(REFERENCE_PREFIX)
     }
-    return Sweep(parent, [job_record(run) for run in children], list(children), reference)
+    return Sweep(parent, list(children), reference)
 
 
 def find_parent(client: MlflowClient, experiment_id: str, sweep: str | None = None) -> Run | None:
@@ -115,14 +119,15 @@ def find_parent(client: MlflowClient, experiment_id: str, sweep: str | None = No
 
 def sweep_figures(client: MlflowClient, sweep: Sweep) -> dict[str, object]:
     """The three comparison figures of a sweep, by artifact name."""
-    keys = swept_keys(sweep.jobs)
-    titles = {job.run_id: job_title(job, keys) for job in sweep.jobs}
+    jobs = sweep.jobs
+    keys = swept_keys(jobs)
+    titles = {job.run_id: job_title(job, keys) for job in jobs}
     histories, scores, latents = {}, {}, {}
     originals = labels = None
-    for job, run in zip(sweep.jobs, sweep.children, strict=True):
+    for job, run in zip(jobs, sweep.children, strict=True):
         title = titles[job.run_id]
         # A resumed job reused an earlier run's results: its curves and panel live there.
-        source = run.data.tags.get("aesweep.resumed_from", job.run_id)
+        source = run.data.tags.get(RESUMED_FROM_TAG, job.run_id)
         loss = [m.value for m in client.get_metric_history(source, "train/loss")]
         if loss:
             val = [m.value for m in client.get_metric_history(source, "val/loss")]
@@ -168,10 +173,13 @@ class MlflowSweepCallback(Callback):
             sys.exit(1)  # before any job: a bad value in a sweep list stops the whole sweep
         if not config.tracking.enabled:
             return
-        root = Path(hydra_original_cwd())
-        uri = resolve_tracking_uri(config.tracking.uri, root)
-        mlflow.set_tracking_uri(uri)
-        experiment_id = ensure_experiment(config.tracking.experiment, root=root)
+        tracker = Tracker.connect(
+            enabled=True,
+            uri=config.tracking.uri,
+            experiment=config.tracking.experiment,
+            root=Path(hydra_original_cwd()),
+        )
+        uri, experiment_id = tracker.tracking_uri, tracker.experiment_id
         self.client = MlflowClient(uri)
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
         command = shlex.join(["python", *sys.argv])
@@ -191,9 +199,12 @@ class MlflowSweepCallback(Callback):
         (sweep_dir / PARENT_FILE).write_text(
             json.dumps({"run_id": self.parent_run_id, "tracking_uri": uri})
         )
-        reference = pixel_reference(config)
-        for key, value in reference.items():
-            self.client.log_metric(self.parent_run_id, f"{REFERENCE_PREFIX}{key}", value)
+        now = int(time.time() * 1000)
+        reference = [
+            Metric(f"{REFERENCE_PREFIX}{key}", value, now, 0)
+            for key, value in pixel_reference(config).items()
+        ]
+        self.client.log_batch(self.parent_run_id, metrics=reference)
         log.info("Sweep parent run: %s", ui_link(uri, experiment_id, self.parent_run_id))
 
     def _end_parent_if_running(self) -> None:
@@ -215,7 +226,8 @@ class MlflowSweepCallback(Callback):
         for name, figure in sweep_figures(self.client, sweep).items():
             self.client.log_figure(self.parent_run_id, figure, f"figures/{name}.png")
             figures.plt.close(figure)
-        failed = [job for job in sweep.jobs if job.status != "FINISHED"]
+        jobs = sweep.jobs
+        failed = [job for job in jobs if job.status != "FINISHED"]
         status = RunStatus.FAILED if failed else RunStatus.FINISHED
         self.client.set_terminated(self.parent_run_id, RunStatus.to_string(status))
         experiment_id = sweep.parent.info.experiment_id
@@ -224,9 +236,7 @@ class MlflowSweepCallback(Callback):
         print(f"Sweep parent run: {ui_link(uri, experiment_id, self.parent_run_id)}")
         print(f"All runs:         {ui_link(uri, experiment_id)}")
         if failed:
-            log.error(
-                "%d of %d jobs failed; see the status column above", len(failed), len(sweep.jobs)
-            )
+            log.error("%d of %d jobs failed; see the status column above", len(failed), len(jobs))
             sys.exit(1)
 
 

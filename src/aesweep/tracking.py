@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 log = logging.getLogger(__name__)
 
 PANEL_ARTIFACT = "latents/panel.npz"  # one digit of each label with its latent vector
+RESUMED_FROM_TAG = "aesweep.resumed_from"  # on a run that reused an earlier run's results
 FLUSH_SECONDS = 5.0  # how long per-epoch metrics may wait before they are written
 # Marks the experiment as model training, so MLflow 3's UI shows its runs, not GenAI traces.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -159,7 +160,7 @@ class Tracker:
         parent_run_id: str | None,
     ) -> None:
         """Record a run that reuses ``source``'s results (resume), so a sweep lists every job."""
-        tags = {**tags, "aesweep.resumed_from": source.info.run_id}
+        tags = {**tags, RESUMED_FROM_TAG: source.info.run_id}
         if "epochs_reached" in source.data.tags:
             tags["epochs_reached"] = source.data.tags["epochs_reached"]
         with self.run(run_name=run_name, tags=tags, parent_run_id=parent_run_id):
