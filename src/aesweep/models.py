@@ -17,31 +17,10 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from aesweep import kernels
+
 NEURAL_ARCHS = ("ffn", "ffn_linear", "cnn")
 CNN_GRID = 14  # the cnn decoder starts from a 14x14 image
-
-
-def separable_max_pooling(pool_size: int, *, name: str) -> layers.MaxPooling2D:
-    """A stride-1 ``MaxPooling2D`` whose windows are computed as a column pass then a row pass.
-
-    The maximum over a k x k window is the maximum over k rows of the maxima over k
-    columns, so the outputs are identical; with TensorFlow's CPU kernels the two 1-D passes
-    (2k comparisons per output instead of k*k) forward and backward take about half the
-    time of one 5x5 pass. Only this instance's ``call`` changes: the layer stays a plain
-    ``MaxPooling2D``, so a saved model loads anywhere without aesweep. On other Keras
-    backends it is Keras' own layer.
-    """
-    layer = layers.MaxPooling2D(pool_size, strides=1, padding="valid", name=name)
-    if keras.backend.backend() != "tensorflow":
-        return layer
-    import tensorflow as tf
-
-    def call(inputs):
-        rows = tf.nn.max_pool2d(inputs, ksize=(pool_size, 1), strides=1, padding="VALID")
-        return tf.nn.max_pool2d(rows, ksize=(1, pool_size), strides=1, padding="VALID")
-
-    layer.call = call
-    return layer
 
 
 @dataclass(frozen=True)
@@ -54,9 +33,18 @@ class Autoencoder:
 
 
 def build_autoencoder(
-    arch: str, *, latent_dim: int, hidden: str = "relu", output: str = "linear"
+    arch: str,
+    *,
+    latent_dim: int,
+    hidden: str = "relu",
+    output: str = "linear",
+    fast_kernels: bool | None = None,
 ) -> Autoencoder:
-    """Build one of :data:`NEURAL_ARCHS` (uncompiled; weights drawn from Keras' seed)."""
+    """Build one of :data:`NEURAL_ARCHS` (uncompiled; weights drawn from Keras' seed).
+
+    ``fast_kernels`` runs the cnn's pooling and decoder with :mod:`aesweep.kernels`' CPU
+    formulations (same outputs and gradients); None: wherever they apply (no GPU).
+    """
     builders = {"ffn": _ffn_encoder, "ffn_linear": _ffn_linear_encoder, "cnn": _cnn_encoder}
     if arch not in builders:
         raise ValueError(f"arch={arch!r} is not a neural arch; expected one of {NEURAL_ARCHS}")
@@ -65,6 +53,9 @@ def build_autoencoder(
     encoder = builders[arch](latent_dim, hidden)
     if arch == "cnn":
         decoder = _cnn_decoder(latent_dim, hidden, output)
+        if kernels.enabled() if fast_kernels is None else fast_kernels:
+            kernels.separable_max_pooling(encoder.get_layer("enc_pool"))
+            kernels.upsampling_decoder(decoder)
     else:
         decoder = _ffn_decoder(latent_dim, hidden, output)
     inputs = keras.Input(shape=encoder.input_shape[1:], name="image")
@@ -97,7 +88,7 @@ def _ffn_decoder(latent_dim: int, hidden: str, output: str) -> keras.Model:
 def _cnn_encoder(latent_dim: int, hidden: str) -> keras.Model:
     inputs = keras.Input(shape=(28, 28, 1), name="image")
     x = layers.Conv2D(10, 5, strides=1, padding="same", activation=hidden, name="enc_conv")(inputs)
-    x = separable_max_pooling(5, name="enc_pool")(x)
+    x = layers.MaxPooling2D(5, strides=1, padding="valid", name="enc_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     latent = layers.Dense(latent_dim, activation="linear", name="latent")(x)
     return keras.Model(inputs, latent, name="encoder")
