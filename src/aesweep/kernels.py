@@ -59,8 +59,9 @@ def upsampling_decoder(decoder: keras.Model) -> keras.Model:
     The decoder is ``[dense] -> reshape (h, w, 1) -> Conv2DTranspose(c, k1, stride s,
     'same') -> Conv2D(1, k2, 'same')``. Written on the s x s phases of the output grid,
     the transposed convolution is one product of (h*w, taps) patches of the small input
-    with a (taps, s*s*c) matrix, and the last convolution a 3 x 3 convolution of that
-    phase image with s*s outputs; the c-channel image at full resolution, which
+    with a (taps, s*s*c) matrix, and the last convolution a small convolution (3 x 3 for
+    the seed's 4 x 4 kernels) of that phase image with s*s outputs, done as one product
+    and shifted-window sums; the c-channel image at full resolution, which
     TensorFlow's kernels handle slowly, is never formed. Weights are gathered from the
     layers' own kernels, so gradients reach them unchanged.
     """
