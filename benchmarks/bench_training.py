@@ -4,8 +4,9 @@
     uv run python benchmarks/bench_training.py --skip-sweep --skip-full-data
 
 Reports, for ffn and cnn on the seed's 3000 digits (batch 300): seconds per epoch of
-plain Keras ``fit``, of aesweep's training path with MLflow logging on and off, their
-ratio and the tracking overhead (median over repeats, warm-up epochs left out); the wall
+plain Keras ``fit``, of aesweep's training path with MLflow logging on and off and
+without the held-out loss (the plain script's work), the ratios and the tracking
+overhead (median over interleaved repeats, warm-up epochs left out); the wall
 time of the design-card sweep against the plain scripts run one after another; and, on
 the full data set, seconds per epoch and peak memory of one ffn run per training size.
 It measures and prints; it asserts nothing.
