@@ -124,3 +124,12 @@ def test_fused_adam_takes_the_same_steps_as_keras_adam():
     for fused, keras_own in zip(*trajectories[::-1], strict=True):
         np.testing.assert_allclose(fused, keras_own, rtol=1e-4, atol=1e-6)  # rounding order
     assert not np.allclose(trajectories[0][0], start[0])  # the steps did move the weights
+
+
+def test_with_a_gpu_keras_own_kernels_run(monkeypatch):
+    # No GPU here: pretend TensorFlow sees one, to check that the CPU forms then stay off.
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [kind])
+    assert not kernels.enabled()
+    autoencoder = build_autoencoder("cnn", latent_dim=196)
+    assert "call" not in vars(autoencoder.decoder)
+    assert "call" not in vars(autoencoder.encoder.get_layer("enc_pool"))
