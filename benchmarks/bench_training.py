@@ -33,19 +33,11 @@ import keras  # noqa: E402
 import plain_keras  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
-from aesweep import data  # noqa: E402
 from aesweep.models import build_autoencoder  # noqa: E402
 from aesweep.tracking import Tracker  # noqa: E402
 from aesweep.training import train_autoencoder  # noqa: E402
 
 SEED_LR = {"ffn": 0.01, "cnn": 0.005}
-
-
-def held_out(arch: str) -> np.ndarray:  # noqa: F821
-    images, labels = data.load_mnist_sample()
-    _, test_idx = data.split(labels, n_samples=3000, n_test=1000, random_state=0)
-    scaling = "zscore" if arch == "ffn" else "unit"
-    return data.prepare(images, labels, test_idx, scaling=scaling, flat=arch == "ffn").x
 
 
 def aesweep_epochs(arch: str, epochs: int, x, x_val, tracker: Tracker | None) -> list[float]:
@@ -68,7 +60,7 @@ def epoch_times(args, store: str) -> list[dict]:
     rows = []
     for arch in ("ffn", "cnn"):
         x, _ = plain_keras.digits(arch)
-        x_val = held_out(arch)
+        x_val, _ = plain_keras.digits(arch, held_out=True)
         times = {"plain": [], "on": [], "off": [], "same_work": []}
         for _ in range(args.repeats):  # interleaved, so drift hits all four alike
             times["plain"] += plain_keras.train(arch, SEED_LR[arch], args.epochs, x)[1][
@@ -98,17 +90,36 @@ def epoch_times(args, store: str) -> list[dict]:
 
 
 def _run(cmd: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall seconds and peak resident memory (bytes) of one command."""
+    """Wall seconds and peak resident memory (bytes) of one command.
+
+    The peak is the child's own ``VmHWM``, read while it runs: the ``ru_maxrss`` that
+    ``wait4`` reports also counts the pages the child shared with this process before its
+    exec (about 0.8 GB of TensorFlow here). Growth in the last 0.2 s would be missed.
+    """
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), TF_CPP_MIN_LOG_LEVEL="2")
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"{cmd} failed: {process.stderr.read()[-2000:]}")
-    return time.perf_counter() - start, usage.ru_maxrss * 1024
+    # stderr to a file, not a pipe: nobody reads a pipe while we wait, and a full one blocks.
+    with tempfile.TemporaryFile("w+") as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, _peak_rss(process.pid))
+            time.sleep(0.2)
+        wall = time.perf_counter() - start
+        if process.returncode:
+            stderr.seek(0)
+            raise RuntimeError(f"{cmd} failed: {stderr.read()[-2000:]}")
+    return wall, peak
+
+
+def _peak_rss(pid: int) -> int:
+    """The high-water resident memory of process ``pid`` so far (0 once it has gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    kib = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return int(kib) * 1024
 
 
 def sweep_walls(args, work: Path) -> dict:

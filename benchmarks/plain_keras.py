@@ -40,12 +40,18 @@ def build(arch: str) -> tuple[keras.Model, keras.Model]:
     return keras.Model(inputs, outputs), keras.Model(inputs, latent)
 
 
-def digits(arch: str, n_samples: int = 3000) -> tuple[np.ndarray, np.ndarray]:
-    """The seed's 3000 training digits, scaled as the seed scaled them for ``arch``."""
+def digits(
+    arch: str, n_samples: int = 3000, *, held_out: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's 3000 training digits (or the 1000 held out), scaled for ``arch`` as it did."""
     images, labels = data.load_mnist_sample()
-    train_idx, _ = data.split(labels, n_samples=n_samples, n_test=1000, random_state=0)
+    train_idx, test_idx = data.split(labels, n_samples=n_samples, n_test=1000, random_state=0)
     prepared = data.prepare(
-        images, labels, train_idx, scaling="zscore" if arch == "ffn" else "unit", flat=arch == "ffn"
+        images,
+        labels,
+        test_idx if held_out else train_idx,
+        scaling="zscore" if arch == "ffn" else "unit",
+        flat=arch == "ffn",
     )
     return prepared.x, prepared.labels
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,3 +65,32 @@ def cli_env() -> dict[str, str]:
 def tracking_uri(tmp_path: Path) -> str:
     """A fresh sqlite MLflow store for one test."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@contextlib.contextmanager
+def serve_mlflow(args: list[str], *, cwd: Path) -> Iterator[str]:
+    """Run ``mlflow <args>`` on a free local port in ``cwd``; yield its URL once healthy."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", *args, "--port", str(port)],
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"mlflow {args[0]} did not start"
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -5,16 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import mlflow
 import numpy as np
 import pytest
-from conftest import TINY, cli_env, run_cli, run_script
+from conftest import TINY, run_cli, run_script, serve_mlflow
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -166,26 +162,7 @@ def test_baselines_are_runs_of_the_same_kind(tmp_path, arch):
 def test_mlflow_ui_without_arguments_serves_the_sweep(design_sweep):
     """`mlflow ui` started in the project root finds the store and nests the jobs."""
     cwd, _ = design_sweep
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--port", str(port)],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=cli_env(),
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "mlflow ui did not start"
-                time.sleep(0.5)
+    with serve_mlflow(["ui"], cwd=cwd) as base:
         experiment = _get_json(
             f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=aesweep"
         )
@@ -205,9 +182,6 @@ def test_mlflow_ui_without_arguments_serves_the_sweep(design_sweep):
         assert len(runs) == 5 and parent_ids.count(None) == 1 and len(set(parent_ids) - {None}) == 1
         page = urllib.request.urlopen(f"{base}/", timeout=10).read().decode()
         assert "<html" in page.lower()
-    finally:
-        ui.terminate()
-        ui.wait(timeout=30)
 
 
 def _get_json(url: str) -> dict:

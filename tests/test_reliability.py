@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY, cli_env, run_cli
+from conftest import ROOT, TINY, cli_env, run_cli, serve_mlflow
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -213,51 +212,22 @@ def test_resume_completes_an_interrupted_sweep_without_repeating_work(tmp_path):
     _assert_nothing_running(client)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
     """A real ``mlflow server`` on 127.0.0.1 with its own backend and artifact folders."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import urllib.request
-
-        def healthy():
-            try:
-                return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
-            except OSError:
-                return False
-
-        _wait_for(healthy, timeout=120, what="mlflow server")
+    args = [
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "server-artifacts"),
+        "--workers",
+        "1",
+    ]
+    with serve_mlflow(args, cwd=tmp_path) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_sweep_against_a_live_tracking_server(tmp_path, mlflow_server):

@@ -171,9 +171,29 @@ def _conv_phase_index(kernel_size: int, stride: int, channels: int):
     return index.astype(np.int32), (-coarse[0], coarse[-1])
 
 
-def _shifted(padded, starts, height: int, width: int):
-    """The (height, width) windows of ``padded`` (..., H, W) at each (row, column) start."""
-    return [padded[..., i : i + height, j : j + width] for i, j in starts]
+def _pad_image_axes(tensor, pads: tuple[int, int]):
+    """``tensor`` (..., H, W) zero-padded by ``pads`` (before, after) on both image axes."""
+    import tensorflow as tf
+
+    return tf.pad(tensor, [[0, 0]] * (tensor.shape.rank - 2) + [list(pads)] * 2)
+
+
+def _window_stack(tensor, pads: tuple[int, int], starts, height: int, width: int):
+    """The (height, width) windows of padded ``tensor`` at each (row, column) start, stacked."""
+    import tensorflow as tf
+
+    padded = _pad_image_axes(tensor, pads)
+    return tf.stack([padded[..., i : i + height, j : j + width] for i, j in starts])
+
+
+def _window_sum(stack, pads: tuple[int, int], starts, height: int, width: int):
+    """The sum over ``t`` of the window of padded ``stack[t]`` at ``starts[t]``."""
+    import tensorflow as tf
+
+    padded = _pad_image_axes(stack, pads)
+    return tf.add_n(
+        [padded[t, ..., i : i + height, j : j + width] for t, (i, j) in enumerate(starts)]
+    )
 
 
 def _patch_product(image, weights, offsets: list[int]):
@@ -193,19 +213,17 @@ def _patch_product(image, weights, offsets: list[int]):
 
     @tf.custom_gradient
     def product(image, weights):
-        padded = tf.pad(image, [[0, 0], [low, high], [low, high]])
-        patches = tf.stack([*_shifted(padded, starts, height, width), tf.ones_like(image)])
-        patches = tf.reshape(patches, (len(starts) + 1, -1))
+        patches = _window_stack(image, (low, high), starts, height, width)
+        patches = tf.reshape(
+            tf.concat([patches, tf.ones_like(image)[None]], 0), (len(starts) + 1, -1)
+        )
         result = tf.matmul(patches, weights, transpose_a=True)
 
         def grad(upstream):
             upstream = tf.reshape(upstream, (-1, weights.shape[1]))
             d_patches = tf.matmul(weights[:-1], upstream, transpose_b=True)
             d_patches = tf.reshape(d_patches, (len(starts), -1, height, width))
-            d_patches = tf.pad(d_patches, [[0, 0], [0, 0], [high, low], [high, low]])
-            d_image = tf.add_n(
-                [d_patches[t, :, i : i + height, j : j + width] for t, (i, j) in enumerate(back)]
-            )
+            d_image = _window_sum(d_patches, (high, low), back, height, width)
             return d_image, tf.matmul(patches, upstream)
 
         return tf.reshape(result, (-1, height, width, weights.shape[1])), grad
@@ -234,19 +252,11 @@ def _phase_conv(hidden, kernel, pads: tuple[int, int], height: int, width: int):
         contributions = tf.reshape(
             tf.matmul(taps, flat, transpose_b=True), (len(starts), n_out, -1, height, width)
         )
-        contributions = tf.pad(contributions, [[0, 0]] * 3 + [[low, high]] * 2)
-        result = tf.add_n(
-            [
-                contributions[t, ..., i : i + height, j : j + width]
-                for t, (i, j) in enumerate(starts)
-            ]
-        )
+        result = _window_sum(contributions, (low, high), starts, height, width)
 
         def grad(upstream):
-            padded = tf.pad(upstream, [[0, 0], [0, 0], [high, low], [high, low]])
-            shifted = tf.reshape(
-                tf.stack(_shifted(padded, back, height, width)), (len(starts) * n_out, -1)
-            )
+            shifted = _window_stack(upstream, (high, low), back, height, width)
+            shifted = tf.reshape(shifted, (len(starts) * n_out, -1))
             d_hidden = tf.reshape(tf.matmul(shifted, taps, transpose_a=True), tf.shape(hidden))
             d_taps = tf.reshape(tf.matmul(shifted, flat), (size, size, n_out, channels))
             return d_hidden, tf.transpose(d_taps, (0, 1, 3, 2))

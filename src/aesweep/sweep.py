@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import mlflow
@@ -57,7 +58,7 @@ class Sweep:
     children: list[Run]
     reference: dict[str, float]
 
-    @property
+    @cached_property
     def jobs(self) -> list[JobRecord]:
         return [job_record(run) for run in self.children]
 
@@ -119,12 +120,11 @@ def find_parent(client: MlflowClient, experiment_id: str, sweep: str | None = No
 
 def sweep_figures(client: MlflowClient, sweep: Sweep) -> dict[str, object]:
     """The three comparison figures of a sweep, by artifact name."""
-    jobs = sweep.jobs
-    keys = swept_keys(jobs)
-    titles = {job.run_id: job_title(job, keys) for job in jobs}
+    keys = swept_keys(sweep.jobs)
+    titles = {job.run_id: job_title(job, keys) for job in sweep.jobs}
     histories, scores, latents = {}, {}, {}
     originals = labels = None
-    for job, run in zip(jobs, sweep.children, strict=True):
+    for job, run in zip(sweep.jobs, sweep.children, strict=True):
         title = titles[job.run_id]
         # A resumed job reused an earlier run's results: its curves and panel live there.
         source = run.data.tags.get(RESUMED_FROM_TAG, job.run_id)
@@ -226,8 +226,7 @@ class MlflowSweepCallback(Callback):
         for name, figure in sweep_figures(self.client, sweep).items():
             self.client.log_figure(self.parent_run_id, figure, f"figures/{name}.png")
             figures.plt.close(figure)
-        jobs = sweep.jobs
-        failed = [job for job in jobs if job.status != "FINISHED"]
+        failed = [job for job in sweep.jobs if job.status != "FINISHED"]
         status = RunStatus.FAILED if failed else RunStatus.FINISHED
         self.client.set_terminated(self.parent_run_id, RunStatus.to_string(status))
         experiment_id = sweep.parent.info.experiment_id
@@ -236,7 +235,9 @@ class MlflowSweepCallback(Callback):
         print(f"Sweep parent run: {ui_link(uri, experiment_id, self.parent_run_id)}")
         print(f"All runs:         {ui_link(uri, experiment_id)}")
         if failed:
-            log.error("%d of %d jobs failed; see the status column above", len(failed), len(jobs))
+            log.error(
+                "%d of %d jobs failed; see the status column above", len(failed), len(sweep.jobs)
+            )
             sys.exit(1)
 
 

@@ -166,7 +166,7 @@ def _log_progress(epoch: int, epochs: int, losses: dict[str, float], seconds: fl
 
 
 def set_threads(threads: int | None) -> None:
-    """Limit TensorFlow to ``threads`` intra-op threads (None: TensorFlow's default).
+    """Limit TensorFlow to ``threads`` intra- and inter-op threads (None: its default).
 
     Only possible before TensorFlow runs its first op; a worker process that already ran
     a job keeps its setting.
