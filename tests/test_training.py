@@ -14,6 +14,7 @@ from aesweep.training import compile_autoencoder, make_epoch_step, train_autoenc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import plain_keras  # noqa: E402  the seed's networks in plain Keras
+from conftest import assert_close_to_scale  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -24,15 +25,28 @@ def test_one_epoch_equals_keras_fit_on_the_same_weights(arch):
     x = x if arch == "ffn" else (x.reshape(-1, 28, 28, 1) > 0.5).astype("float32")
     plain, _ = plain_keras.build(arch)
     ours = build_autoencoder(arch, latent_dim=100 if arch == "ffn" else 196).model
-    ours.set_weights(plain.get_weights())
+    start = plain.get_weights()
+    ours.set_weights(start)
     plain.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001), loss="mse")
     compile_autoencoder(ours, learning_rate=0.001)  # with the fused Adam kernel on a CPU
     fitted = plain.fit(x, x, batch_size=100, epochs=1, shuffle=False, verbose=0)
     step = make_epoch_step(ours, x, batch_size=100)  # 3 batches, the last one of 50
     loss = float(step(tf.range(len(x))))
-    assert loss == pytest.approx(fitted.history["loss"][0], rel=1e-5)
-    for w_ours, w_plain in zip(ours.get_weights(), plain.get_weights(), strict=True):
-        np.testing.assert_allclose(w_ours, w_plain, rtol=1e-4, atol=1e-6)
+    # A mean of squares: its terms are positive, so the loss itself is their size. Its own
+    # rounding is ~1e-6 of it; batches 2 and 3 see weights that differ by the steps below
+    # (measured: up to 1e-5 in all). Averaging the batches' losses unweighted is off by
+    # 3e-3, a learning rate 1% off by 2e-4 to 1e-2.
+    assert_close_to_scale(loss, fitted.history["loss"][0], rel=1e-4)
+    # Adam steps each weight by lr * m/sqrt(v), its gradient over its own gradients' size:
+    # a weight whose gradient is near its tensor's rounding level takes a step of up to lr
+    # set by that rounding, and ReLU kinks pass such differences on. So no tolerance per
+    # weight below lr*steps holds: compare each tensor's whole move instead (measured over
+    # 150 random cnn starts: differences up to 5e-3 of it, median 3e-5). A learning rate
+    # 10% off is 0.1 to 0.2 of it, a missed batch 0.2, reordered batches 0.8.
+    for w_ours, w_plain, w_start in zip(
+        ours.get_weights(), plain.get_weights(), start, strict=True
+    ):
+        assert np.linalg.norm(w_ours - w_plain) <= 2e-2 * np.linalg.norm(w_plain - w_start)
 
 
 def test_training_reduces_the_loss_and_reports_each_epoch():

@@ -13,9 +13,21 @@ Equality with Keras' layers (outputs and gradients on the same weights) is teste
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 from keras import layers
+
+# The names models.py gives the cnn's layers, by which the CPU formulations find them.
+# Defined here, not in models.py, because models.py imports this module.
+POOL_LAYER = "enc_pool"
+PROJECT_LAYER = "dec_project"
+UPSAMPLE_LAYER = "dec_convT"
+RECONSTRUCTION_LAYER = "reconstruction"
+
+# Keras' Adam keeps its slots in private attributes (Keras 3.x); fused_adam reads these.
+_ADAM_PRIVATE_API = ("_get_variable_index", "_momentums", "_velocities")
 
 
 def enabled() -> bool:
@@ -65,11 +77,11 @@ def upsampling_decoder(decoder: keras.Model) -> keras.Model:
     TensorFlow's kernels handle slowly, is never formed. Weights are gathered from the
     layers' own kernels, so gradients reach them unchanged.
     """
-    up = decoder.get_layer("dec_convT")
-    out = decoder.get_layer("reconstruction")
+    up = decoder.get_layer(UPSAMPLE_LAYER)
+    out = decoder.get_layer(RECONSTRUCTION_LAYER)
     if not _fits_phase_decoder(up, out):
         return decoder
-    before = [layer for layer in decoder.layers[1:] if layer.name == "dec_project"]
+    before = [layer for layer in decoder.layers[1:] if layer.name == PROJECT_LAYER]
     _, height, width, _ = up.input.shape
     stride = up.strides[0]
     up_index, up_offsets = _transpose_phase_index(up.kernel_size[0], stride, up.filters)
@@ -273,11 +285,22 @@ def fused_adam(optimizer: keras.optimizers.Adam) -> keras.optimizers.Adam:
     variable, each a pass over memory; ``ResourceApplyAdam`` computes the same formula
     (``m += (g - m)(1 - b1)``, ``v += (g² - v)(1 - b2)``, ``w -= lr_t m / (√v + ε)`` with
     ``lr_t = lr √(1 - b2^t) / (1 - b1^t)``) in one pass, on Keras' own slot variables,
-    so checkpoints and ``fit`` go on as before. Left as it is with AMSGrad.
+    so checkpoints and ``fit`` go on as before. Left as it is with AMSGrad, and, with a
+    warning, when Keras' Adam lacks the private attributes that hold its slots.
     """
     import tensorflow as tf
 
     if optimizer.amsgrad:
+        return optimizer
+    missing = [name for name in _ADAM_PRIVATE_API if not hasattr(optimizer, name)]
+    if missing:
+        # A later Keras may rename its private slots: its own (slower) update is still right.
+        warnings.warn(
+            f"aesweep.kernels.fused_adam: the Adam of Keras {keras.__version__} has no "
+            f"{', '.join(missing)}; Keras' own update runs instead of the fused kernel",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return optimizer
 
     def update_step(gradient, variable, learning_rate):

@@ -45,7 +45,11 @@ def build_autoencoder(
     ``fast_kernels`` runs the cnn's pooling and decoder with :mod:`aesweep.kernels`' CPU
     formulations (same outputs and gradients); None: wherever they apply (no GPU).
     """
-    builders = {"ffn": _ffn_encoder, "ffn_linear": _ffn_linear_encoder, "cnn": _cnn_encoder}
+    builders = {
+        "ffn": _ffn_encoder,
+        "ffn_linear": _ffn_linear_encoder,
+        "cnn": _cnn_encoder,
+    }
     if arch not in builders:
         raise ValueError(f"arch={arch!r} is not a neural arch; expected one of {NEURAL_ARCHS}")
     if latent_dim < 1:
@@ -54,7 +58,7 @@ def build_autoencoder(
     if arch == "cnn":
         decoder = _cnn_decoder(latent_dim, hidden, output)
         if kernels.enabled() if fast_kernels is None else fast_kernels:
-            kernels.separable_max_pooling(encoder.get_layer("enc_pool"))
+            kernels.separable_max_pooling(encoder.get_layer(kernels.POOL_LAYER))
             kernels.upsampling_decoder(decoder)
     else:
         decoder = _ffn_decoder(latent_dim, hidden, output)
@@ -81,14 +85,14 @@ def _ffn_linear_encoder(latent_dim: int, hidden: str) -> keras.Model:
 def _ffn_decoder(latent_dim: int, hidden: str, output: str) -> keras.Model:
     inputs = keras.Input(shape=(latent_dim,), name="latent_in")
     x = layers.Dense(256, activation=hidden, name="dec_dense_256")(inputs)
-    outputs = layers.Dense(784, activation=output, name="reconstruction")(x)
+    outputs = layers.Dense(784, activation=output, name=kernels.RECONSTRUCTION_LAYER)(x)
     return keras.Model(inputs, outputs, name="decoder")
 
 
 def _cnn_encoder(latent_dim: int, hidden: str) -> keras.Model:
     inputs = keras.Input(shape=(28, 28, 1), name="image")
     x = layers.Conv2D(10, 5, strides=1, padding="same", activation=hidden, name="enc_conv")(inputs)
-    x = layers.MaxPooling2D(5, strides=1, padding="valid", name="enc_pool")(x)
+    x = layers.MaxPooling2D(5, strides=1, padding="valid", name=kernels.POOL_LAYER)(x)
     x = layers.Flatten(name="flatten")(x)
     latent = layers.Dense(latent_dim, activation="linear", name="latent")(x)
     return keras.Model(inputs, latent, name="encoder")
@@ -99,10 +103,12 @@ def _cnn_decoder(latent_dim: int, hidden: str, output: str) -> keras.Model:
     x = inputs
     if latent_dim != CNN_GRID * CNN_GRID:
         # The seed's decoder reads the latent as a 14x14 image; other sizes are projected.
-        x = layers.Dense(CNN_GRID * CNN_GRID, activation="linear", name="dec_project")(x)
+        x = layers.Dense(CNN_GRID * CNN_GRID, activation="linear", name=kernels.PROJECT_LAYER)(x)
     x = layers.Reshape((CNN_GRID, CNN_GRID, 1), name="dec_reshape")(x)
     x = layers.Conv2DTranspose(
-        10, 4, strides=2, padding="same", activation=hidden, name="dec_convT"
+        10, 4, strides=2, padding="same", activation=hidden, name=kernels.UPSAMPLE_LAYER
     )(x)
-    outputs = layers.Conv2D(1, 4, padding="same", activation=output, name="reconstruction")(x)
+    outputs = layers.Conv2D(
+        1, 4, padding="same", activation=output, name=kernels.RECONSTRUCTION_LAYER
+    )(x)
     return keras.Model(inputs, outputs, name="decoder")
