@@ -11,8 +11,8 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from aesweep.review import find_parent, load_sweep
 from aesweep.summary import to_csv, to_markdown
-from aesweep.sweep import find_parent, load_sweep
 from aesweep.tracking import resolve_tracking_uri, ui_link
 
 

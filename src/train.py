@@ -6,22 +6,17 @@ python src/train.py -m arch=ffn,cnn lr=0.01,0.005  # one MLflow run per combinat
 
 import logging
 import math
-import os
 import signal
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
-from pathlib import Path  # noqa: E402
-
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.types import RunMode  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from aesweep.config import register_configs  # noqa: E402
-from aesweep.errors import InputError, TrainingDiverged  # noqa: E402
-from aesweep.experiment import run_experiment  # noqa: E402
-from aesweep.sweep import parent_run_id  # noqa: E402
+from aesweep.config import register_configs, to_experiment_config
+from aesweep.errors import InputError, TrainingDiverged
+from aesweep.sweep import parent_run_id
 
 log = logging.getLogger("aesweep")
 register_configs()
@@ -36,6 +31,9 @@ def _interrupt(signum, frame):
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     try:
+        to_experiment_config(cfg)  # a bad value fails here, before TensorFlow and MLflow load
+        from aesweep.experiment import run_experiment
+
         return run_experiment(
             cfg,
             root=Path(hydra.utils.get_original_cwd()),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -12,27 +14,47 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from mlflow import MlflowClient
 from omegaconf import DictConfig
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from aesweep.config import register_configs  # noqa: E402
+from aesweep.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 
-#: overrides that make any run take seconds: few digits, two epochs
-TINY = ["data.n_samples=200", "data.n_test=100", "train.epochs=2", "train.batch_size=50"]
+#: makes any run take seconds: 200 digits, two epochs (conf/debug/tiny.yaml)
+TINY = ["debug=tiny"]
 
 register_configs()
 
 
-def compose_config(overrides: list[str] = ()) -> DictConfig:
-    """The project's real config, composed as Hydra's command line would."""
+def compose_config(overrides: list[str] = (), *, hydra: bool = False) -> DictConfig:
+    """The project's real config, composed as Hydra's command line would.
+
+    ``hydra=True`` keeps Hydra's own node (``cfg.hydra``), as a sweep callback sees it.
+    """
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def assert_close_to_scale(actual, reference, *, rel: float, scale: float | None = None):
+    """Assert ``|actual - reference| <= rel * scale`` everywhere; ``scale``: max |reference|.
+
+    A float32 result is off by a fraction of the terms it was computed from, not of its own
+    value: a sum of n products, added in any order, is off by at most about
+    ``n * eps * sum|terms|`` (Higham, *Accuracy and Stability*, §3.1), however near zero the
+    sum is. oneDNN picks kernels, hence summation orders, per CPU: on an AMD CPU an output
+    of 0.038 among outputs up to 43 came out 1.7e-5 away (issue #9). So each comparison
+    takes one tolerance for the whole tensor, a fraction of the size of its terms: with
+    random weights and inputs no sum cancels systematically, and the tensor's largest
+    magnitude stands for ``sum|terms|`` unless the caller knows better.
+    """
+    reference = np.asarray(reference)
+    scale = float(np.abs(reference).max()) if scale is None else scale
+    np.testing.assert_allclose(actual, reference, rtol=0, atol=rel * scale)
 
 
 def run_cli(args: list[str], *, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -56,41 +78,83 @@ def run_script(
 
 def cli_env() -> dict[str, str]:
     """The environment of a user's shell: without the tracking URI that ``mlflow``
-    calls made in this test process put into ``os.environ``."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return env | {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT / "src")}
+    calls made in this test process put into ``os.environ``, nor the TensorFlow log level
+    that importing aesweep set here (a command sets its own, as it would for a user)."""
+    set_here = {"MLFLOW_TRACKING_URI", "TF_CPP_MIN_LOG_LEVEL"}
+    env = {k: v for k, v in os.environ.items() if k not in set_here}
+    return env | {"PYTHONPATH": str(ROOT / "src")}
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow sqlite store with its tables made, to copy: a new store runs MLflow's
+    database migrations, which take seconds, and every test wants a store of its own."""
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
 
 
 @pytest.fixture
-def tracking_uri(tmp_path: Path) -> str:
-    """A fresh sqlite MLflow store for one test."""
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+def workdir(tmp_path: Path, empty_store: Path) -> Path:
+    """A project folder of one's own, with an empty ``mlflow.db`` (MLflow's default store)."""
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
+    return tmp_path
+
+
+def wait_for(condition, *, what: str, process: subprocess.Popen | None = None, poll: float = 0.2):
+    """Poll ``condition()`` until it returns something true, and return that.
+
+    No deadline tuned to this machine's speed: a slow machine only waits longer. It fails
+    at once if ``process`` ends first, and after 10 minutes as a last resort (a hang).
+    """
+    deadline = time.monotonic() + 600
+    while True:
+        value = condition()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode} before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting for {what} after 10 minutes")
+        time.sleep(poll)
 
 
 @contextlib.contextmanager
 def serve_mlflow(args: list[str], *, cwd: Path) -> Iterator[str]:
-    """Run ``mlflow <args>`` on a free local port in ``cwd``; yield its URL once healthy."""
+    """Run ``mlflow <args>`` on a free local port in ``cwd``; yield its URL once healthy.
+
+    The server runs in its own process group (it starts worker processes beside itself),
+    and the whole group is stopped afterwards.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    log = (cwd / f"mlflow-{args[0]}-{port}.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", *args, "--port", str(port)],
         cwd=cwd,
         env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return urllib.request.urlopen(f"{url}/health", timeout=5).status == 200
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"mlflow {args[0]} did not start"
-                time.sleep(0.5)
+        wait_for(healthy, what=f"mlflow {args[0]} to answer on {url}", process=process, poll=0.5)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()

@@ -1,4 +1,5 @@
 import pickle
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -132,14 +133,26 @@ def test_missing_file_names_the_key(tmp_path):
         data.load_file(tmp_path / "nowhere.npz")
 
 
-def test_keras_download_failure_names_the_alternatives(monkeypatch):
-    # The real loader, with its network refused as it is on an offline machine.
-    import urllib.request
+def test_keras_download_failure_names_the_alternatives(monkeypatch, tmp_path):
+    # The real loader, offline, on a machine without a cached mnist.npz. Keras binds both
+    # the cache dir (KERAS_HOME, read once into config._KERAS_DIR) and urlretrieve
+    # (``from urllib.request import ...`` in file_utils) when first imported, and another
+    # test file may import it first: so patch the names Keras reads at call time, not
+    # KERAS_HOME and urllib.request.
+    import urllib.error
 
-    def refuse(*args, **kwargs):
-        raise OSError("network is unreachable")
+    from keras.src.backend import config
+    from keras.src.utils import file_utils
 
-    monkeypatch.setattr(urllib.request, "urlretrieve", refuse)
-    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home-for-test")
+    downloads = []
+
+    def refuse(url, filename, *args, **kwargs):
+        downloads.append(filename)
+        raise urllib.error.URLError(OSError(101, "Network is unreachable"))
+
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(file_utils, "urlretrieve", refuse)
     with pytest.raises(InputError, match="data=mnist_sample"):
         data.load_keras_mnist()
+    # The failure is the refused download into the empty cache, not a real network's.
+    assert len(downloads) == 1 and Path(downloads[0]).is_relative_to(tmp_path)

@@ -38,11 +38,11 @@ def test_sweep_figures_draw_for_1_2_and_16_jobs(n_jobs, tmp_path):
     scores = {
         t: {f"test/{m}": rng.random() for m in ("purity", "acc", "nmi", "ari")} for t in titles
     }
-    reference = {f"test/{m}": 0.5 for m in ("purity", "acc", "nmi", "ari")}
+    references = {t: {f"test/{m}": 0.5 for m in ("purity", "acc", "nmi", "ari")} for t in titles}
     latents = {t: rng.random((10, i + 4)) for i, t in enumerate(titles)}
     for name, fig in {
         "loss": figures.sweep_loss_curves(histories),
-        "bars": figures.sweep_metric_bars(scores, reference),
+        "bars": figures.sweep_metric_bars(scores, references),
         "panel": figures.sweep_latent_panel(
             rng.random((10, 28, 28)), latents, labels=np.arange(10)
         ),

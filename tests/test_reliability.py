@@ -1,21 +1,28 @@
-"""Bad input, failed and interrupted jobs, parallel and resumed sweeps, a live server."""
+"""Failures through the real command line: exit codes, signals, parallel and resumed
+sweeps, other launchers, a live server. What needs no subprocess is in test_experiment.py."""
 
 from __future__ import annotations
 
 import csv
-import pickle
+import queue
+import re
+import shutil
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import ROOT, TINY, cli_env, run_cli, serve_mlflow
+from conftest import ROOT, TINY, cli_env, run_cli, serve_mlflow, wait_for
 from mlflow.tracking import MlflowClient
 
+import report
+
 pytestmark = pytest.mark.slow
+
+#: saving a Keras model costs seconds; test_end_to_end.py checks the logged model loads
+NO_MODEL = ["tracking.log_model=false"]
 
 
 def _client(cwd: Path) -> MlflowClient:
@@ -32,55 +39,69 @@ def _summary_rows(cwd: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open()))
 
 
-def _wait_for(condition, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+class _Cli:
+    """``src/train.py`` in the background, its output read line by line as it comes."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "src" / "train.py"), *args],
+            cwd=cwd,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for_line(self, pattern: str) -> str:
+        """Block until a line matching ``pattern`` appears; fail if the process ends first."""
+
+        def matching_line():
+            while not self.lines.empty():
+                line = self.lines.get()
+                self.output.append(line)
+                if re.search(pattern, line):
+                    return line
+            return None
+
+        return wait_for(matching_line, what=f"a line matching {pattern!r}", process=self.process)
+
+    def interrupt(self, sig: signal.Signals) -> int:
+        self.process.send_signal(sig)
+        return self.process.wait(timeout=600)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
 
 
-def _start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "src" / "train.py"), *args],
-        cwd=cwd,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _pickle_file(path: Path) -> Path:
-    path.write_bytes(pickle.dumps({"data": np.zeros((20, 784)), "target": np.zeros(20)}))
-    return path
-
-
+# One case per place a bad value is caught: the schema, the data loader, Hydra's own
+# composition, the check of a sweep's jobs before any starts. The other bad values take the
+# same paths and are tested in process (test_config.py, test_data.py, test_experiment.py).
 BAD_INPUTS = [
     (["lr=-1"], "lr=-1.0 must be > 0"),
-    (["train.epochs=0"], "train.epochs=0 must be > 0"),
-    (["data.n_samples=4950"], "data.n_samples=4950 + data.n_test=100 exceeds the 5000"),
     (["data=file", "data.path=missing.npz"], "data.path='missing.npz': no such file"),
-    (["data=file", "data.path=digits.pkl"], "data.allow_pickle=true"),
     (["arch=mlp"], "Could not find 'arch/mlp'"),
-    (["activation.output=tanh"], "Error merging override activation.output=tanh"),
     (["-m", "lr=0.01,-2"], "lr=-2.0 must be > 0"),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_fails_fast_with_one_clear_line_and_no_run(tmp_path, args, message):
-    _pickle_file(tmp_path / "digits.pkl")
+def test_bad_input_fails_fast_with_one_clear_line_and_no_run(workdir, args, message):
     flags = [a for a in args if a == "-m"]  # argparse wants flags before the overrides
-    result = run_cli([*flags, *TINY, *(a for a in args if a != "-m")], cwd=tmp_path)
+    result = run_cli([*flags, *TINY, *(a for a in args if a != "-m")], cwd=workdir)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert message in output
     assert "Traceback" not in output
-    assert _all_runs(_client(tmp_path)) == []
-    assert not list(tmp_path.glob("multirun/*/*/0"))  # no sweep job started either
+    assert _all_runs(_client(workdir)) == []
+    assert not list(workdir.glob("multirun/*/*/0"))  # no sweep job started either
 
 
 def _assert_nothing_running(client: MlflowClient):
@@ -88,133 +109,111 @@ def _assert_nothing_running(client: MlflowClient):
     assert "RUNNING" not in statuses.values(), statuses
 
 
-def test_a_diverging_job_fails_alone_and_the_sweep_reports_it(tmp_path):
-    result = run_cli(["-m", *TINY, "lr=0.01,1e9,0.005"], cwd=tmp_path)
-    assert result.returncode == 1
-    client = _client(tmp_path)
+def test_sigterm_ends_a_run_killed_with_its_metrics_kept(workdir):
+    cli = _Cli([*TINY, "train.epochs=100000", "train.progress_every=1"], workdir)
+    try:
+        cli.wait_for_line(r"epoch +2/100000")  # training, with epochs logged
+        assert cli.interrupt(signal.SIGTERM) != 0
+    finally:
+        cli.kill()
+    client = _client(workdir)
+    [run] = _all_runs(client)
+    assert run.info.status == "KILLED"
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) >= 2
+
+
+def test_ctrl_c_kills_a_sweep_and_resume_finishes_it_without_repeating_work(workdir):
+    sweep = ["-m", *TINY, *NO_MODEL, "arch=pixels,pca,ffn", "train.epochs=600"]
+    sweep += ["train.progress_every=1"]
+    cli = _Cli(sweep, workdir)
+    try:
+        cli.wait_for_line(r"epoch +2/600")  # the third job is training
+        assert cli.interrupt(signal.SIGINT) != 0
+    finally:
+        cli.kill()
+    client = _client(workdir)
+    _assert_nothing_running(client)
     runs = _all_runs(client)
     [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
-    jobs = {r.data.params["lr"]: r for r in runs if r is not parent}
-    assert {lr: r.info.status for lr, r in jobs.items()} == {
-        "0.01": "FINISHED",
-        "1000000000.0": "FAILED",
-        "0.005": "FINISHED",
+    assert parent.info.status == "KILLED"
+    jobs = {r.data.tags["arch"]: r for r in runs if "arch" in r.data.tags}
+    assert {arch: r.info.status for arch, r in jobs.items()} == {
+        "pixels": "FINISHED",
+        "pca": "FINISHED",
+        "ffn": "KILLED",
     }
-    failed = jobs["1000000000.0"]
-    assert "loss diverged" in failed.data.tags["failure_reason"]
-    assert failed.data.tags["epochs_reached"] == "1"
-    assert parent.info.status == "FAILED"
-    rows = _summary_rows(tmp_path)
-    assert [row["status"].split(":")[0] for row in rows] == [
-        "FINISHED",
-        "FINISHED",
-        "FAILED",
-        "reference",
+    assert len(client.get_metric_history(jobs["ffn"].info.run_id, "train/loss")) >= 2
+    assert not list(workdir.glob("multirun/*/*/summary.csv"))  # no table for half a sweep
+
+    result = run_cli([*sweep, "resume=true"], cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = _all_runs(client)
+    [resumed] = [
+        r
+        for r in runs
+        if r.data.tags.get("aesweep.role") == "sweep" and r.info.run_id != parent.info.run_id
     ]
-    assert "loss diverged" in rows[2]["status"]
-    for run in jobs.values():
-        if run.info.status == "FINISHED":
-            assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 2
+    assert resumed.info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == resumed.info.run_id]
+    assert len(children) == 3 and all(r.info.status == "FINISHED" for r in children)
+    reused = {r.data.tags["arch"]: r.data.tags.get("aesweep.resumed_from") for r in children}
+    # Every finished job reused, the killed one trained again.
+    assert reused == {
+        "pixels": jobs["pixels"].info.run_id,
+        "pca": jobs["pca"].info.run_id,
+        "ffn": None,
+    }
+    assert len(_summary_rows(workdir)) == 4  # three jobs and the pixel reference
     _assert_nothing_running(client)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupted_run_ends_killed_with_its_metrics_kept(tmp_path, sig):
-    process = _start_cli([*TINY, "train.epochs=100000"], cwd=tmp_path)
-    try:
-        client = _client(tmp_path)
-
-        def epochs_logged():
-            runs = _all_runs(client) if (tmp_path / "mlflow.db").exists() else []
-            if not runs:
-                return 0
-            return len(client.get_metric_history(runs[0].info.run_id, "train/loss")) >= 3
-
-        _wait_for(epochs_logged, timeout=180, what="three logged epochs")
-        process.send_signal(sig)
-        process.wait(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode != 0
-    [run] = _all_runs(client)
-    assert run.info.status == "KILLED"
-    assert len(client.get_metric_history(run.info.run_id, "train/loss")) >= 3
-
-
-def test_joblib_sweep_records_every_job_on_sqlite(tmp_path):
+def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir):
     result = run_cli(
         [
             "-m",
             "hydra/launcher=joblib",
             "hydra.launcher.n_jobs=2",
+            "train.threads=1",
             *TINY,
-            "arch=ffn,cnn,ffn_linear",
-            "lr=0.01,0.005",
+            *NO_MODEL,
+            "arch=ffn,cnn",
+            "lr=0.01,1e9",
         ],
-        cwd=tmp_path,
+        cwd=workdir,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
+    assert result.returncode == 1, output[-3000:]  # a job failed: the sweep says so
     assert "database is locked" not in output
-    client = _client(tmp_path)
+    client = _client(workdir)
     runs = _all_runs(client)
     [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 6 and len(runs) == 7
-    assert all(r.info.status == "FINISHED" for r in runs)
+    assert len(children) == 4 and len(runs) == 5
+    assert parent.info.status == "FAILED"
     for run in children:
-        assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 2
-    assert len(_summary_rows(tmp_path)) == 7
-
-
-def test_resume_completes_an_interrupted_sweep_without_repeating_work(tmp_path):
-    sweep = ["-m", *TINY, "arch=ffn,cnn", "lr=0.01,0.005"]
-    process = _start_cli([*sweep, "train.epochs=2"], cwd=tmp_path)
-    client = _client(tmp_path)
-    try:
-
-        def two_finished():
-            if not (tmp_path / "mlflow.db").exists():
-                return False
-            return (
-                sum(
-                    r.info.status == "FINISHED" and "arch" in r.data.tags for r in _all_runs(client)
-                )
-                >= 2
-            )
-
-        _wait_for(two_finished, timeout=300, what="two finished jobs")
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-    finally:
-        process.kill()
-    _assert_nothing_running(client)
-    finished_before = {
-        r.info.run_id
-        for r in _all_runs(client)
-        if r.info.status == "FINISHED" and "arch" in r.data.tags
-    }
-
-    result = run_cli([*sweep, "resume=true"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = _all_runs(client)
-    parents = sorted(
-        (r for r in runs if r.data.tags.get("aesweep.role") == "sweep"),
-        key=lambda r: r.info.start_time,
-    )
-    assert [p.info.status for p in parents] == ["KILLED", "FINISHED"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[1].info.run_id]
-    assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
-    reused = {r.data.tags.get("aesweep.resumed_from") for r in children} - {None}
-    assert reused == finished_before  # every finished job reused, none trained again
-    rows = _summary_rows(tmp_path)  # the interrupted sweep wrote none
-    assert len(rows) == 5
+        if run.data.params["lr"] == "0.01":
+            assert run.info.status == "FINISHED"
+            assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 2
+        else:
+            assert run.info.status == "FAILED"
+            assert "loss diverged" in run.data.tags["failure_reason"]
+            assert run.data.tags["epochs_reached"] == "1"
+    rows = _summary_rows(workdir)
+    assert [row["status"].split(":")[0] for row in rows] == [
+        "FINISHED",
+        "FINISHED",
+        "FAILED",
+        "FAILED",
+        "reference",
+    ]
+    assert "loss diverged" in rows[2]["status"]
     _assert_nothing_running(client)
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
+def mlflow_server(tmp_path, empty_store):
     """A real ``mlflow server`` on 127.0.0.1 with its own backend and artifact folders."""
+    shutil.copyfile(empty_store, tmp_path / "server.db")
     args = [
         "server",
         "--host",
@@ -230,41 +229,35 @@ def mlflow_server(tmp_path):
         yield url
 
 
-def test_sweep_against_a_live_tracking_server(tmp_path, mlflow_server):
+def test_sweep_against_a_live_tracking_server(tmp_path, mlflow_server, capsys):
     work = tmp_path / "work"
     work.mkdir()
-    result = run_cli(["-m", *TINY, "arch=ffn,cnn", f"tracking.uri={mlflow_server}"], cwd=work)
+    result = run_cli(["-m", *TINY, "arch=ffn,pixels", f"tracking.uri={mlflow_server}"], cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert not (work / "mlflow.db").exists()  # nothing went to a local store
+    assert not (work / "mlflow.db").exists() and not (work / "mlruns").exists()
     client = MlflowClient(tracking_uri=mlflow_server)
     runs = _all_runs(client)
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     for run in runs:
         if "arch" not in run.data.tags:
             continue
-        assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 2
         assert "test/acc" in run.data.metrics
         path = client.download_artifacts(run.info.run_id, "figures/latent_grid.png", str(tmp_path))
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    [ffn] = [r for r in runs if r.data.tags.get("arch") == "ffn"]
+    assert len(client.get_metric_history(ffn.info.run_id, "train/loss")) == 2
     assert f"{mlflow_server}/#/experiments/" in result.stdout
-    report = subprocess.run(
-        [sys.executable, str(ROOT / "src" / "report.py"), "--tracking-uri", mlflow_server],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-    )
-    assert report.returncode == 0 and report.stdout.count("\n| ") == 3
+    assert report.main(["--tracking-uri", mlflow_server]) == 0
+    assert capsys.readouterr().out.count("\n| ") == 3  # two jobs and the reference
 
 
-def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path):
-    result = run_cli(
-        ["-m", "hydra/launcher=submitit_local", *TINY, "arch=ffn,pca"], cwd=tmp_path, timeout=900
-    )
+def test_submitit_local_launcher_runs_each_job_in_its_own_process(workdir):
+    result = run_cli(["-m", "hydra/launcher=submitit_local", *TINY, "arch=pixels,pca"], cwd=workdir)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    client = _client(tmp_path)
+    client = _client(workdir)
     runs = _all_runs(client)
     [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 2 and all(r.info.status == "FINISHED" for r in runs)
-    assert len(_summary_rows(tmp_path)) == 3
+    assert len(list(workdir.glob("multirun/*/*/.submitit/*/*_result.pkl"))) == 2
+    assert len(_summary_rows(workdir)) == 3

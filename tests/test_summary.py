@@ -5,14 +5,15 @@ import math
 from aesweep.summary import JobRecord, job_title, summary_rows, swept_keys, to_csv, to_markdown
 
 
-def _job(arch, lr, acc, status="FINISHED", failure=""):
+def _job(arch, lr, acc, status="FINISHED", failure="", seed="0"):
     return JobRecord(
         run_name=f"{arch}-{lr}",
         status=status,
-        params={"arch.name": arch, "lr": lr, "seed": "0"},
+        params={"arch.name": arch, "lr": lr, "seed": seed},
         metrics={"test/acc": acc, "cluster/acc": acc, "train/loss": 0.5, "time/train_s": 90.0},
-        overrides=[f"arch={arch}", f"lr={lr}", "train.epochs=2"],
+        overrides=[f"arch={arch}", f"lr={lr}", "train.epochs=2", f"seed={seed}"],
         failure=failure,
+        selection=f"digits-of-seed-{seed}",
     )
 
 
@@ -25,7 +26,9 @@ def test_only_varying_override_keys_are_columns_plus_arch():
 
 
 def test_rows_are_best_first_with_the_reference_last():
-    columns, rows = summary_rows(JOBS, {"test/acc": 0.53, "cluster/acc": 0.52})
+    columns, rows = summary_rows(
+        JOBS, {"digits-of-seed-0": {"test/acc": 0.53, "cluster/acc": 0.52}}
+    )
     assert columns[:3] == ["arch", "lr", "status"]
     assert [r["test/acc"] for r in rows] == [0.6, 0.5, 0.4, 0.53]
     assert rows[-1]["arch"] == "pixels (reference)" and rows[-1]["status"] == "reference"
@@ -39,7 +42,7 @@ def test_failed_jobs_show_their_reason_and_sort_last():
 
 
 def test_markdown_and_csv_render_the_same_rows():
-    columns, rows = summary_rows(JOBS, {"test/acc": 0.53})
+    columns, rows = summary_rows(JOBS, {"digits-of-seed-0": {"test/acc": 0.53}})
     markdown = to_markdown(columns, rows).splitlines()
     assert markdown[0].startswith("| arch | lr | status | epochs | train loss | val loss |")
     assert markdown[2].startswith("| cnn | 0.005 | FINISHED |")
@@ -48,3 +51,31 @@ def test_markdown_and_csv_render_the_same_rows():
     parsed = list(csv.DictReader(io.StringIO(to_csv(columns, rows))))
     assert [row["test/acc"] for row in parsed] == ["0.6", "0.5", "0.4", "0.53"]
     assert parsed[-1]["val/loss"] == ""  # not applicable, not "nan"
+
+
+def test_jobs_on_other_digits_get_their_own_reference_beside_them():
+    jobs = [
+        _job("ffn", "0.01", 0.4, seed="0"),
+        _job("cnn", "0.01", 0.5, seed="0"),
+        _job("ffn", "0.01", 0.45, seed="1"),
+        _job("cnn", "0.01", 0.7, seed="1"),
+    ]
+    references = {"digits-of-seed-0": {"test/acc": 0.48}, "digits-of-seed-1": {"test/acc": 0.51}}
+    columns, rows = summary_rows(jobs, references)
+    assert columns[:3] == ["arch", "seed", "status"]  # lr is the same everywhere
+    assert [(r["arch"], r["seed"], r["test/acc"]) for r in rows] == [
+        ("cnn", "1", 0.7),  # the group with the best job first
+        ("ffn", "1", 0.45),
+        ("pixels (reference)", "1", 0.51),
+        ("cnn", "0", 0.5),
+        ("ffn", "0", 0.4),
+        ("pixels (reference)", "0", 0.48),
+    ]
+
+
+def test_csv_rounds_minutes_and_leaves_na_blank():
+    job = _job("pixels", "", 0.5)
+    job.metrics["time/train_s"] = 4.2e-05
+    columns, rows = summary_rows([job], None)
+    [row] = csv.DictReader(io.StringIO(to_csv(columns, rows)))
+    assert row["minutes"] == "0.0" and row["val/loss"] == ""

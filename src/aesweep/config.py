@@ -45,7 +45,6 @@ class Source(StrEnum):
 
 
 class Scaling(StrEnum):
-    auto = "auto"
     zscore = "zscore"
     unit = "unit"
     none = "none"
@@ -56,16 +55,22 @@ def _check_positive(key: str, value: float | int) -> None:
         raise InputError(f"{key}={value!r} must be > 0")
 
 
+#: archs that train nothing: no learning rate, and pixels' features are the 784 pixels
+UNTRAINED_ARCHS = (ArchName.pixels, ArchName.pca)
+
+
 @dataclass
 class ArchConfig:
     name: ArchName = MISSING
-    default_lr: float = 0.01
-    default_latent_dim: int = 100
-    scaling: Scaling = Scaling.zscore
+    default_lr: float | None = None  # what the top-level ``lr`` takes unless set
+    default_latent_dim: int | None = None  # what the top-level ``latent_dim`` takes unless set
+    scaling: Scaling = Scaling.zscore  # what ``data.scaling`` takes unless set
 
     def __post_init__(self) -> None:
-        _check_positive("arch.default_lr", self.default_lr)
-        _check_positive("arch.default_latent_dim", self.default_latent_dim)
+        if self.default_lr is not None:
+            _check_positive("arch.default_lr", self.default_lr)
+        if self.default_latent_dim is not None:
+            _check_positive("arch.default_latent_dim", self.default_latent_dim)
 
 
 @dataclass
@@ -79,9 +84,9 @@ class DataConfig:
     source: Source = Source.mnist_sample
     n_samples: int = 3000
     n_test: int = 1000
-    path: str | None = None
-    allow_pickle: bool = False
-    scaling: Scaling = Scaling.auto
+    path: str | None = None  # data=file only
+    allow_pickle: bool = False  # data=file only
+    scaling: Scaling = Scaling.zscore
 
     def __post_init__(self) -> None:
         _check_positive("data.n_samples", self.n_samples)
@@ -89,12 +94,20 @@ class DataConfig:
             raise InputError(f"data.n_test={self.n_test!r} must be >= 0")
         if self.source == Source.file and not self.path:
             raise InputError("data.path=None: data=file needs data.path=/path/to/digits.npz")
+        if self.source != Source.file:
+            # Only a file is read from a path; accepting these here would ignore them.
+            if self.path is not None:
+                raise InputError(
+                    f"data.path={self.path!r} is read only by data=file, not data={self.source}"
+                )
+            if self.allow_pickle:
+                raise InputError(
+                    f"data.allow_pickle=True is read only by data=file, not data={self.source}"
+                )
 
 
 @dataclass
 class TrainConfig:
-    optimizer: str = "adam"
-    loss: str = "mse"
     epochs: int = 500
     batch_size: int = 300
     validation: bool = True
@@ -107,10 +120,6 @@ class TrainConfig:
         _check_positive("train.progress_every", self.progress_every)
         if self.threads is not None:
             _check_positive("train.threads", self.threads)
-        if self.optimizer != "adam":
-            raise InputError(f"train.optimizer={self.optimizer!r}: only 'adam' is supported")
-        if self.loss != "mse":
-            raise InputError(f"train.loss={self.loss!r}: only 'mse' is supported")
 
 
 @dataclass
@@ -145,31 +154,28 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    lr: float | None = None
-    latent_dim: int | None = None
+    lr: float | None = None  # conf/config.yaml: the arch's default_lr unless set
+    latent_dim: int | None = None  # conf/config.yaml: the arch's default_latent_dim unless set
     seed: int = 0
     resume: bool = False
 
     def __post_init__(self) -> None:
+        arch = self.arch.name
         if self.lr is not None:
             _check_positive("lr", self.lr)
+            if arch in UNTRAINED_ARCHS:
+                raise InputError(f"lr={self.lr!r} does nothing for arch={arch}: it trains nothing")
+        elif arch not in UNTRAINED_ARCHS:
+            raise InputError(f"lr=None: arch={arch} needs a learning rate")
         if self.latent_dim is not None:
             _check_positive("latent_dim", self.latent_dim)
-
-    @property
-    def learning_rate(self) -> float:
-        """The learning rate in force: ``lr`` or, left unset, the arch's seed value."""
-        return self.lr if self.lr is not None else self.arch.default_lr
-
-    @property
-    def latent_size(self) -> int:
-        """The latent size in force: ``latent_dim`` or, left unset, the arch's seed value."""
-        return self.latent_dim if self.latent_dim is not None else self.arch.default_latent_dim
-
-    @property
-    def scaling(self) -> Scaling:
-        """``data.scaling``, with ``auto`` resolved to the arch's seed scaling."""
-        return self.arch.scaling if self.data.scaling == Scaling.auto else self.data.scaling
+            if arch == ArchName.pixels:
+                raise InputError(
+                    f"latent_dim={self.latent_dim!r} does nothing for arch=pixels: "
+                    "its features are the 784 pixels"
+                )
+        elif arch != ArchName.pixels:
+            raise InputError(f"latent_dim=None: arch={arch} needs a latent size")
 
 
 def register_configs() -> None:

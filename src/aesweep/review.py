@@ -1,0 +1,151 @@
+"""A sweep as MLflow holds it: its parent, its jobs, their pixel references and figures.
+
+The read side of a sweep, shared by the end of a multirun (:mod:`aesweep.sweep`) and by
+``src/report.py``, which rebuilds the same table from MLflow alone; nothing here needs
+Hydra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from aesweep import figures
+from aesweep.summary import JobRecord, job_title, summary_rows, swept_keys
+from aesweep.tracking import PANEL_ARTIFACT, RESUMED_FROM_TAG
+
+ROLE_TAG = "aesweep.role"  # "sweep" on parent runs, so the latest sweep can be found
+SELECTION_TAG = "aesweep.data_selection"  # on a job: its digits' settings and seed (JSON)
+REFERENCE_PREFIX = "reference/"  # the parent's metrics of KMeans on raw pixels
+
+
+def reference_metrics(selection_id: str, scores: Mapping[str, float]) -> dict[str, float]:
+    """The parent's metric names for the pixel reference of one data selection."""
+    return {f"{REFERENCE_PREFIX}{selection_id}/{key}": value for key, value in scores.items()}
+
+
+def _references(metrics: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Inverse of :func:`reference_metrics`: selection id -> scores."""
+    references: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if not key.startswith(REFERENCE_PREFIX):
+            continue
+        selection_id, _, score = key.removeprefix(REFERENCE_PREFIX).partition("/")
+        references.setdefault(selection_id, {})[score] = value
+    return references
+
+
+@dataclass
+class Sweep:
+    """A sweep as MLflow holds it."""
+
+    parent: Run
+    children: list[Run]
+    references: dict[str, dict[str, float]]  # data selection id -> pixel reference scores
+
+    @cached_property
+    def jobs(self) -> list[JobRecord]:
+        return [job_record(run) for run in self.children]
+
+    def table(self) -> tuple[list[str], list[dict[str, object]]]:
+        return summary_rows(self.jobs, self.references)
+
+
+def job_record(run: Run) -> JobRecord:
+    """The summary's view of one child run."""
+    tags = run.data.tags
+    metrics = dict(run.data.metrics)
+    if "epochs_reached" in tags:
+        metrics.setdefault("epochs_reached", float(tags["epochs_reached"]))
+    overrides = tags.get("overrides", "")
+    return JobRecord(
+        run_name=run.info.run_name,
+        status=run.info.status,
+        params=run.data.params,
+        metrics=metrics,
+        overrides=[] if overrides == "(none)" else shlex.split(overrides),
+        failure=tags.get("failure_reason", ""),
+        run_id=run.info.run_id,
+        selection=selection_id(tags.get(SELECTION_TAG, "")),
+    )
+
+
+def selection_id(selection_json: str) -> str:
+    """A short stable name for one data selection (its JSON, hashed)."""
+    return hashlib.sha256(selection_json.encode()).hexdigest()[:8] if selection_json else ""
+
+
+def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
+    """Read a sweep's parent, children and pixel references back from MLflow."""
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        max_results=10_000,
+        order_by=["attributes.start_time ASC"],
+    )
+    return Sweep(parent, list(children), _references(parent.data.metrics))
+
+
+def find_parent(client: MlflowClient, experiment_id: str, sweep: str | None = None) -> Run | None:
+    """A sweep's parent run by id or name, or the latest sweep of the experiment."""
+    if sweep:
+        try:
+            return client.get_run(sweep)
+        except mlflow.exceptions.MlflowException:
+            pass
+        escaped = sweep.replace("'", "\\'")
+        filter_string = f"tags.{ROLE_TAG} = 'sweep' and attributes.run_name = '{escaped}'"
+    else:
+        filter_string = f"tags.{ROLE_TAG} = 'sweep'"
+    runs = client.search_runs(
+        [experiment_id], filter_string, max_results=1, order_by=["attributes.start_time DESC"]
+    )
+    return runs[0] if runs else None
+
+
+def sweep_figures(client: MlflowClient, sweep: Sweep) -> dict[str, object]:
+    """The three comparison figures of a sweep, by artifact name."""
+    keys = swept_keys(sweep.jobs)
+    histories, scores, references, latents = {}, {}, {}, {}
+    originals = labels = None
+    for job, run in zip(sweep.jobs, sweep.children, strict=True):
+        title = job_title(job, keys)
+        # A resumed job reused an earlier run's results: its curves and panel live there.
+        source = run.data.tags.get(RESUMED_FROM_TAG, job.run_id)
+        loss = [m.value for m in client.get_metric_history(source, "train/loss")]
+        if loss:
+            val = [m.value for m in client.get_metric_history(source, "val/loss")]
+            histories[title] = (loss, val)
+        scores[title] = dict(job.metrics)
+        references[title] = sweep.references.get(job.selection, {})
+        panel = _download_panel(client, source)
+        if panel is not None:
+            originals, labels = panel["pixels"], panel["labels"]
+            latents[title] = panel["latents"]
+    out = {
+        "sweep_loss_curves": figures.sweep_loss_curves(histories),
+        "sweep_cluster_scores": figures.sweep_metric_bars(scores, references),
+    }
+    if originals is not None:
+        out["sweep_latent_panel"] = figures.sweep_latent_panel(originals, latents, labels=labels)
+    return out
+
+
+def _download_panel(client: MlflowClient, run_id: str) -> dict[str, np.ndarray] | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, PANEL_ARTIFACT, tmp)
+        except (mlflow.exceptions.MlflowException, OSError):
+            return None
+        with np.load(path) as npz:
+            return {key: npz[key] for key in npz.files}

@@ -1,0 +1,186 @@
+"""The orchestration in process: the real config, shrunk by debug=tiny, run against a
+throwaway sqlite store, read back through MLflow's client (no subprocess, no mocks)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+
+import mlflow
+import pytest
+from conftest import CONF_DIR, TINY, compose_config
+from hydra import compose, initialize_config_dir
+from mlflow import MlflowClient
+from omegaconf import open_dict
+
+import report
+from aesweep.errors import TrainingDiverged
+from aesweep.experiment import OBJECTIVE_TAG, run_experiment
+from aesweep.review import SELECTION_TAG, find_parent, load_sweep
+from aesweep.summary import REFERENCE_NAME, to_markdown
+from aesweep.sweep import MlflowSweepCallback
+from aesweep.tracking import RESUMED_FROM_TAG
+
+FIGURES = {"latent_grid.png", "sample_latent.png", "reconstructions.png", "loss_curve.png"}
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tracking_uri(monkeypatch):
+    # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; aesweep honours
+    # that variable, so one test's store would become the next test's default.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield
+    mlflow.set_tracking_uri(None)
+
+
+def _run(workdir, *overrides: str) -> float:
+    cfg = compose_config([*TINY, f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}", *overrides])
+    return run_experiment(cfg, root=workdir, overrides=list(overrides))
+
+
+def _runs(workdir):
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("aesweep")
+    runs = [] if experiment is None else client.search_runs([experiment.experiment_id])
+    return client, runs
+
+
+def test_a_run_records_the_values_in_force_its_curves_scores_and_figures(workdir):
+    objective = _run(workdir, "arch=ffn", "tracking.log_model=false")
+    client, [run] = _runs(workdir)
+    assert run.info.status == "FINISHED" and run.info.run_name == "ffn-relu-lr0.01-z100"
+    params = run.data.params
+    # Interpolated from the arch: the logged params are the values the run used.
+    assert (params["lr"], params["latent_dim"], params["data.scaling"]) == ("0.01", "100", "zscore")
+    assert params["data.n_samples"] == "200" and params["train.epochs"] == "2"
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [m.step for m in history] == [1, 2]
+    assert objective == run.data.metrics["test/acc"]
+    assert run.data.tags[OBJECTIVE_TAG] == "test/acc"
+    selection = json.loads(run.data.tags[SELECTION_TAG])
+    assert selection == {
+        "data.allow_pickle": False,
+        "data.n_samples": 200,
+        "data.n_test": 100,
+        "data.path": None,
+        "data.source": "mnist_sample",
+        "seed": 0,
+    }
+    figures = {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert figures == FIGURES
+
+
+def test_tracking_off_records_nothing_and_still_returns_the_objective(tmp_path):
+    cfg = compose_config([*TINY, "arch=pixels", "tracking=off"])
+    objective = run_experiment(cfg, root=tmp_path)
+    assert 0.2 < objective <= 1
+    assert list(tmp_path.iterdir()) == []  # no mlflow.db, no mlruns/
+
+
+def test_resume_reuses_the_finished_run_of_an_identical_config(workdir):
+    first = _run(workdir, "arch=pixels", "resume=true")
+    second = _run(workdir, "arch=pixels", "resume=true")
+    _, runs = _runs(workdir)
+    older, newer = sorted(runs, key=lambda r: r.info.start_time)
+    assert newer.data.tags[RESUMED_FROM_TAG] == older.info.run_id
+    assert second == first and newer.data.metrics == older.data.metrics
+    _run(workdir, "arch=pixels", "resume=true", "seed=1")  # another config trains anew
+    _, runs = _runs(workdir)
+    assert sum(RESUMED_FROM_TAG in r.data.tags for r in runs) == 1
+
+
+def test_a_diverging_run_ends_failed_with_its_reason_and_epoch(workdir):
+    with pytest.raises(TrainingDiverged):
+        _run(workdir, "arch=ffn", "lr=1e9", "train.epochs=5")
+    _, [run] = _runs(workdir)
+    assert run.info.status == "FAILED"
+    assert "loss diverged" in run.data.tags["failure_reason"]
+    assert 1 <= int(run.data.tags["epochs_reached"]) <= 5
+
+
+def test_without_held_out_digits_the_objective_is_the_training_accuracy_and_says_so(
+    workdir, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="aesweep"):
+        objective = _run(workdir, "arch=pixels", "data.n_test=0")
+    _, [run] = _runs(workdir)
+    assert objective == run.data.metrics["cluster/acc"] and "test/acc" not in run.data.metrics
+    assert run.data.tags[OBJECTIVE_TAG] == "cluster/acc"
+    assert "data.n_test=0" in caplog.text and "cluster/acc" in caplog.text
+
+
+def test_bad_data_fails_before_any_run_exists(workdir):
+    with pytest.raises(FileNotFoundError, match="data.path="):
+        _run(workdir, "data=file", f"data.path={workdir / 'missing.npz'}")
+    assert _runs(workdir)[1] == []
+
+
+@pytest.fixture(scope="session")  # session: xdist may interleave other modules' tests
+def seed_sweep(tmp_path_factory, empty_store):
+    """``-m arch=pixels,pca seed=0,1`` through the sweep callback, in process, as Hydra's
+    basic launcher runs it: start, each job under the parent, end."""
+    tmp_path = tmp_path_factory.mktemp("sweep")
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = [*TINY, f"tracking.uri={store}"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            config = compose("config", overrides=base, return_hydra_config=True)
+            with open_dict(config):
+                config.hydra.overrides.task = [*base, "arch=pixels,pca", "seed=0,1"]
+            callback = MlflowSweepCallback()
+            callback.on_multirun_start(config)
+            for arch in ("pixels", "pca"):
+                for seed in (0, 1):
+                    job = [f"arch={arch}", f"seed={seed}"]
+                    run_experiment(
+                        compose("config", overrides=[*base, *job]),
+                        root=tmp_path,
+                        overrides=job,
+                        parent_run_id=callback.parent.run_id,
+                    )
+            callback.on_multirun_end(config)
+    mlflow.set_tracking_uri(None)
+    return tmp_path, MlflowClient(store), callback.parent.run_id
+
+
+@pytest.mark.xdist_group("seed_sweep")
+def test_each_seed_gets_the_pixel_reference_of_its_own_digits(seed_sweep):
+    _, client, parent_id = seed_sweep
+    sweep = load_sweep(client, parent_id)
+    assert sweep.parent.info.status == "FINISHED" and len(sweep.children) == 4
+    columns, rows = sweep.table()
+    assert columns[:3] == ["arch", "seed", "status"]
+    references = [row for row in rows if row["arch"] == REFERENCE_NAME]
+    assert sorted(row["seed"] for row in references) == ["0", "1"]
+    for reference in references:
+        # KMeans on pixels is the pixels job itself: the same digits give the same scores.
+        [job] = [r for r in rows if r["arch"] == "pixels" and r["seed"] == reference["seed"]]
+        for key in ("cluster/acc", "test/acc", "test/nmi"):
+            assert reference[key] == pytest.approx(job[key], rel=1e-9)
+    seed0, seed1 = (r["test/nmi"] for r in sorted(references, key=lambda r: r["seed"]))
+    assert not math.isclose(seed0, seed1)  # two seeds, two sets of digits, two references
+    # Each reference row follows the jobs of its own seed.
+    seeds = [row["seed"] for row in rows]
+    assert seeds in (["0"] * 3 + ["1"] * 3, ["1"] * 3 + ["0"] * 3)
+
+
+@pytest.mark.xdist_group("seed_sweep")
+def test_summary_files_and_report_agree_with_mlflow(seed_sweep, capsys):
+    tmp_path, client, parent_id = seed_sweep
+    [summary_md] = tmp_path.glob("multirun/*/*/summary.md")
+    [summary_csv] = tmp_path.glob("multirun/*/*/summary.csv")
+    columns, rows = load_sweep(client, parent_id).table()
+    assert summary_md.read_text() == to_markdown(columns, rows)
+    assert "e-0" not in summary_csv.read_text()  # minutes rounded, not 6.9e-07
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    assert find_parent(client, experiment_id).info.run_id == parent_id
+    store = client.tracking_uri
+    assert report.main(["--tracking-uri", store, "--format", "csv"]) == 0
+    assert capsys.readouterr().out == summary_csv.read_text()
+    assert report.main(["--tracking-uri", store, "--sweep", "no-such-sweep"]) == 1
+    assert "no --sweep='no-such-sweep'" in capsys.readouterr().err
