@@ -3,8 +3,8 @@
     uv run python benchmarks/bench_training.py              # everything (about 10 minutes)
     uv run python benchmarks/bench_training.py --skip-sweep --skip-full-data
 
-Reports, for ffn and cnn on the seed's 3000 digits (batch 300): seconds per epoch of
-plain Keras ``fit``, of aesweep's training path with MLflow logging on and off and
+Reports, for ffn, cnn and dec on the seed's 3000 digits (batch 300; dec 256): seconds per
+epoch of plain Keras ``fit``, of aesweep's training path with MLflow logging on and off and
 without the held-out loss (the plain script's work), the ratios and the tracking
 overhead (median over interleaved repeats, warm-up epochs left out); the wall
 time of the design-card sweep against the plain scripts run one after another; and, on
@@ -37,19 +37,20 @@ from aesweep.models import build_autoencoder  # noqa: E402
 from aesweep.tracking import Tracker  # noqa: E402
 from aesweep.training import train_autoencoder  # noqa: E402
 
-SEED_LR = {"ffn": 0.01, "cnn": 0.005}
+SEED_LR = {"ffn": 0.01, "cnn": 0.005, "dec": 0.001}
+LATENT_DIM = {"ffn": 100, "cnn": 196, "dec": 10}
 
 
 def aesweep_epochs(arch: str, epochs: int, x, x_val, tracker: Tracker | None) -> list[float]:
     keras.utils.set_random_seed(0)
-    model = build_autoencoder(arch, latent_dim=100 if arch == "ffn" else 196).model
+    model = build_autoencoder(arch, latent_dim=LATENT_DIM[arch]).model
     history = train_autoencoder(
         model,
         x,
         x_val,
         learning_rate=SEED_LR[arch],
         epochs=epochs,
-        batch_size=300,
+        batch_size=plain_keras.BATCH_SIZE[arch],
         progress_every=10**9,
         on_epoch_end=tracker.log_epoch if tracker else None,
     )
@@ -58,7 +59,7 @@ def aesweep_epochs(arch: str, epochs: int, x, x_val, tracker: Tracker | None) ->
 
 def epoch_times(args, store: str) -> list[dict]:
     rows = []
-    for arch in ("ffn", "cnn"):
+    for arch in args.archs:
         x, _ = plain_keras.digits(arch)
         x_val, _ = plain_keras.digits(arch, held_out=True)
         times = {"plain": [], "on": [], "off": [], "same_work": []}
@@ -256,6 +257,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12, help="epochs per timed fit")
     parser.add_argument("--warmup", type=int, default=2, help="first epochs left out")
     parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument(
+        "--archs", nargs="+", default=["ffn", "cnn", "dec"], choices=["ffn", "cnn", "dec"]
+    )
     parser.add_argument("--sweep-epochs", type=int, default=50)
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument(

@@ -20,10 +20,23 @@ from sklearn.cluster import KMeans  # noqa: E402
 
 from aesweep import data  # noqa: E402
 
+BATCH_SIZE = {"ffn": 300, "cnn": 300, "dec": 256}  # the seed's; DEC's
+
 
 def build(arch: str) -> tuple[keras.Model, keras.Model]:
-    """The seed's autoencoder and encoder, exactly as its script built them."""
-    if arch == "ffn":
+    """The seed's autoencoder and encoder, exactly as its script built them (``dec``: the
+    deep-clustering autoencoder as DEC's and N2D's code builds it)."""
+    if arch == "dec":
+        inputs = keras.Input(shape=(784,))
+        x = inputs
+        for width in (500, 500, 2000):
+            x = layers.Dense(width, activation="relu")(x)
+        latent = layers.Dense(10)(x)
+        x = latent
+        for width in (2000, 500, 500):
+            x = layers.Dense(width, activation="relu")(x)
+        outputs = layers.Dense(784)(x)
+    elif arch == "ffn":
         inputs = keras.Input(shape=(784,))
         x = layers.Dense(256, activation="relu")(inputs)
         latent = layers.Dense(100, activation="relu")(x)
@@ -51,7 +64,7 @@ def digits(
         labels,
         test_idx if held_out else train_idx,
         scaling="zscore" if arch == "ffn" else "unit",
-        flat=arch == "ffn",
+        flat=arch != "cnn",
     )
     return prepared.x, prepared.labels
 
@@ -71,12 +84,13 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def train(arch: str, lr: float, epochs: int, x: np.ndarray) -> tuple[keras.Model, list[float]]:
-    """The seed's training: Adam on MSE, batch 300; returns the encoder and epoch times."""
+    """The seed's training: Adam on MSE, batch 300 (dec: 256); returns the encoder and epoch
+    times."""
     keras.utils.set_random_seed(0)
     autoencoder, encoder = build(arch)
     autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="mse")
     timer = EpochTimer()
-    autoencoder.fit(x, x, epochs=epochs, batch_size=300, verbose=0, callbacks=[timer])
+    autoencoder.fit(x, x, epochs=epochs, batch_size=BATCH_SIZE[arch], verbose=0, callbacks=[timer])
     return encoder, timer.seconds
 
 

@@ -18,7 +18,14 @@ from aesweep.console import gpu_present
 
 pytestmark = pytest.mark.slow
 
-FIGURES = {"latent_grid.png", "sample_latent.png", "reconstructions.png", "loss_curve.png"}
+FIGURES = {
+    "latent_grid.png",
+    "sample_latent.png",
+    "reconstructions.png",
+    "loss_curve.png",
+    "latent_map.png",
+    "confusion.png",
+}
 SCORES = ["purity", "acc", "nmi", "ari"]
 
 
@@ -119,6 +126,7 @@ def test_sweep_has_one_parent_with_the_jobs_as_children(design_sweep):
         "figures/sweep_loss_curves.png",
         "figures/sweep_cluster_scores.png",
         "figures/sweep_latent_panel.png",
+        "figures/sweep_latent_maps.png",
     }
     assert f"runs/{parent.info.run_id}" in result.stdout  # direct link to the parent
     assert "workflowType=machine_learning" in result.stdout

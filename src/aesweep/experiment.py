@@ -20,10 +20,12 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from sklearn.decomposition import PCA
 
-from aesweep import clustering, data, figures
+from aesweep import clustering, data, embedding, figures
 from aesweep.config import (
+    UNTRAINED_ARCHS,
     ArchConfig,
     ArchName,
+    ClusterConfig,
     ExperimentConfig,
     Scaling,
     Source,
@@ -32,16 +34,30 @@ from aesweep.config import (
 from aesweep.errors import TrainingDiverged
 from aesweep.review import SELECTION_TAG
 from aesweep.summary import OBJECTIVE
-from aesweep.tracking import PANEL_ARTIFACT, NullTracker, Tracker, flatten, ui_link
+from aesweep.tracking import (
+    MAP_ARTIFACT,
+    MODEL_URI_TAG,
+    PANEL_ARTIFACT,
+    NullTracker,
+    Tracker,
+    code_tags,
+    flatten,
+    ui_link,
+)
 
 if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
     import keras
+    import mlflow
 
     from aesweep.training import History
 
 log = logging.getLogger(__name__)
 
 FINGERPRINT_TAG = "aesweep.config_hash"  # what resume=true matches finished runs by
+TRAINING_TAG = "aesweep.training_hash"  # on runs that logged a model: what reuse matches
+#: the params that shape a trained autoencoder (train.threads and progress only run it)
+TRAINING_PARAMS = ("arch.", "activation.", "lr", "latent_dim", "data.", "train.", "seed")
+RUNNING_PARAMS = ("train.progress_every", "train.threads")
 OBJECTIVE_TAG = "aesweep.objective"  # the metric a run returned to the sweeper
 
 
@@ -54,6 +70,7 @@ class Features:
     history: History | None = None
     autoencoder: keras.Model | None = None
     decoded: np.ndarray | None = None  # reconstructions of the first ten training digits
+    trained_here: bool = False  # False for a reused autoencoder: nothing new to log
 
 
 def run_name(cfg: ExperimentConfig) -> str:
@@ -90,9 +107,18 @@ def load_digits(cfg: ExperimentConfig) -> tuple[data.Digits, data.Digits]:
 
 
 def compute_features(
-    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, tracker: Tracker | NullTracker
+    cfg: ExperimentConfig,
+    train: data.Digits,
+    test: data.Digits,
+    tracker: Tracker | NullTracker,
+    *,
+    trained: mlflow.entities.Run | None = None,
 ) -> Features:
-    """Train the arch's autoencoder and encode, or compute a baseline's features."""
+    """Train the arch's autoencoder and encode, or compute a baseline's features.
+
+    ``trained``: a finished run whose autoencoder has the same training settings; it is
+    loaded and its loss curves copied instead of training again.
+    """
     arch = cfg.arch.name
     if arch == ArchName.pixels:
         return Features(train=_flat(train.x), test=_flat(test.x))
@@ -103,15 +129,38 @@ def compute_features(
         test_z = pca.transform(test.x) if len(test.x) else np.empty((0, train_z.shape[1]))
         return Features(train=train_z, test=test_z, decoded=decoded)
 
+    from aesweep.training import History, encode, set_threads
+
+    set_threads(cfg.train.threads)
+    if trained is not None:
+        model = tracker.load_keras_model(trained)
+        curves = tracker.copy_curves(trained)
+        history = History(loss=curves["train/loss"], val_loss=curves["val/loss"])
+        log.info("Reusing the autoencoder of run %s: no training", trained.info.run_id)
+    else:
+        model, history = _train(cfg, train, test, tracker)
+    encoder = model.get_layer("encoder")
+    return Features(
+        train=encode(encoder, train.x),
+        test=encode(encoder, test.x),
+        history=history,
+        autoencoder=model,
+        decoded=encode(model, train.x[:10]),
+        trained_here=trained is None,
+    )
+
+
+def _train(
+    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, tracker: Tracker | NullTracker
+) -> tuple[keras.Model, History]:
     import keras
 
     from aesweep.models import build_autoencoder
-    from aesweep.training import encode, set_threads, train_autoencoder
+    from aesweep.training import train_autoencoder
 
-    set_threads(cfg.train.threads)
     keras.utils.set_random_seed(cfg.seed)
     ae = build_autoencoder(
-        arch.value,
+        cfg.arch.name.value,
         latent_dim=cfg.latent_dim,
         hidden=cfg.activation.hidden.value,
         output=cfg.activation.output.value,
@@ -127,13 +176,7 @@ def compute_features(
         progress_every=cfg.train.progress_every,
         on_epoch_end=tracker.log_epoch,
     )
-    return Features(
-        train=encode(ae.encoder, train.x),
-        test=encode(ae.encoder, test.x),
-        history=history,
-        autoencoder=ae.model,
-        decoded=encode(ae.model, train.x[:10]),
-    )
+    return ae.model, history
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -144,27 +187,22 @@ def _flat(x: np.ndarray) -> np.ndarray:
 def score_clusters(
     cfg: ExperimentConfig, features: Features, train: data.Digits, test: data.Digits
 ) -> tuple[dict[str, float], np.ndarray]:
-    """KMeans fitted on the training features, scored there and on the held-out digits."""
-    c = cfg.cluster
-    kmeans = clustering.fit_kmeans(
-        features.train,
-        n_clusters=c.n_clusters,
-        init=c.init,
-        n_init=c.n_init,
-        max_iter=c.max_iter,
-        tol=c.tol,
-        random_state=cfg.seed,
-    )
+    """The ``cluster`` clusterer fitted on the training features, scored there and on the
+    held-out digits, which it assigns to the fitted clusters without refitting."""
+    x_train = clustering.as_samples(features.train)
+    cfg.cluster.check_n_samples(len(x_train))
+    clusterer = clustering.make_clusterer(cfg.cluster, random_state=cfg.seed)
+    # fit_predict, not predict: a UMAP's labels are those of its fitted embedding
+    labels_pred = clusterer.fit_predict(x_train)
     scores = {
-        f"cluster/{k}": v
-        for k, v in clustering.cluster_scores(train.labels, kmeans.labels_).items()
+        f"cluster/{k}": v for k, v in clustering.cluster_scores(train.labels, labels_pred).items()
     }
     if len(test.labels):
-        test_pred = kmeans.predict(features.test.astype(kmeans.cluster_centers_.dtype))
+        test_pred = clusterer.predict(clustering.as_samples(features.test))
         scores |= {
             f"test/{k}": v for k, v in clustering.cluster_scores(test.labels, test_pred).items()
         }
-    return scores, kmeans.labels_
+    return scores, labels_pred
 
 
 def log_figures(
@@ -175,7 +213,8 @@ def log_figures(
     labels_pred: np.ndarray,
     name: str,
 ) -> None:
-    """The seed's pictures, plus reconstructions and the loss curve."""
+    """The seed's pictures, reconstructions, the loss curve, the clusters against the digits
+    and a t-SNE map of the training latents."""
     members = figures.pick_cluster_members(labels_pred, n_clusters=cfg.cluster.n_clusters)
     tracker.log_figure(
         figures.latent_grid(train.pixels, features.train, members, title=name), "latent_grid"
@@ -199,6 +238,36 @@ def log_figures(
         latents=features.train[panel],
         labels=train.labels[panel],
     )
+    table, digits, clusters = clustering.matched_contingency(train.labels, labels_pred)
+    tracker.log_figure(figures.confusion(table, digits, clusters, title=name), "confusion")
+    if not tracker.enabled:
+        return  # t-SNE takes seconds, for a picture nobody would see
+    latent_map = embedding.tsne_map(
+        features.train, random_state=cfg.seed, n_threads=cfg.train.threads
+    )
+    shown = latent_map.index
+    matched = min(table.shape)  # the first columns hold the clusters matched to a digit
+    matching = dict(zip(clusters[:matched].tolist(), digits[:matched].tolist(), strict=True))
+    tracker.log_figure(
+        figures.latent_map(
+            latent_map.coords,
+            train.labels[shown],
+            labels_pred[shown],
+            matching=matching,
+            n_samples=latent_map.n_samples,
+            method=latent_map.method,
+            title=f"{name}, training digits",
+        ),
+        "latent_map",
+    )
+    # The coordinates, so that the sweep's parent draws its jobs' maps without t-SNE.
+    tracker.log_arrays(
+        MAP_ARTIFACT,
+        coords=latent_map.coords,
+        labels_true=train.labels[shown],
+        labels_pred=labels_pred[shown],
+        index=shown,
+    )
 
 
 def data_selection(cfg: ExperimentConfig) -> dict[str, object]:
@@ -218,7 +287,7 @@ def pixel_reference(base: ExperimentConfig, selection: dict[str, object]) -> dic
     """KMeans on the raw pixels (/255) of the digits ``selection`` picks, with its seed.
 
     The reference rows of a sweep table: does a latent cluster better than the pixels of
-    the same digits? ``base`` gives the clustering settings; ``selection`` comes from
+    the same digits? ``base`` gives the number of clusters; ``selection`` comes from
     :func:`data_selection`.
     """
     exp = dataclasses.replace(
@@ -226,6 +295,10 @@ def pixel_reference(base: ExperimentConfig, selection: dict[str, object]) -> dic
         arch=ArchConfig(name=ArchName.pixels, scaling=Scaling.unit),
         lr=None,
         latent_dim=None,
+        # The seed's KMeans, whatever the jobs cluster with: the question is pixels vs latents.
+        cluster=dataclasses.replace(
+            ClusterConfig.seed_kmeans(), n_clusters=base.cluster.n_clusters
+        ),
         seed=selection["seed"],
         data=dataclasses.replace(
             base.data,
@@ -243,6 +316,17 @@ def pixel_reference(base: ExperimentConfig, selection: dict[str, object]) -> dic
     return scores
 
 
+def _log_digits(
+    cfg: ExperimentConfig, tracker: Tracker | NullTracker, train: data.Digits, test: data.Digits
+) -> None:
+    """The run's training and held-out digits as MLflow datasets (the UI's Dataset column)."""
+    source = data.source_uri(cfg.data.source.value, cfg.data.path)
+    for split, context, digits in [("train", "training", train), ("test", "held-out", test)]:
+        if len(digits.labels):
+            name = f"{cfg.data.source.value}-{split}-{len(digits.labels)}"
+            tracker.log_digits(digits.x, digits.labels, name=name, source=source, context=context)
+
+
 def run_params(cfg: DictConfig) -> dict[str, object]:
     """The resolved config, flattened: the values in force, as ``--cfg job --resolve`` shows."""
     return flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
@@ -250,8 +334,23 @@ def run_params(cfg: DictConfig) -> dict[str, object]:
 
 def config_fingerprint(params: dict[str, object]) -> str:
     """A hash of everything that shapes a run's results (not where or how it is recorded)."""
-    ignored = ("tracking.", "resume", "train.progress_every")
-    relevant = {k: str(v) for k, v in params.items() if not k.startswith(ignored)}
+    ignored = ("tracking.", "resume", "reuse_model", *RUNNING_PARAMS)
+    return _hash({k: v for k, v in params.items() if not k.startswith(ignored)})
+
+
+def training_fingerprint(params: dict[str, object]) -> str:
+    """A hash of what shapes a trained autoencoder: runs alike may share one (reuse_model)."""
+    return _hash(
+        {
+            k: v
+            for k, v in params.items()
+            if k.startswith(TRAINING_PARAMS) and not k.startswith(RUNNING_PARAMS)
+        }
+    )
+
+
+def _hash(params: dict[str, object]) -> str:
+    relevant = {k: str(v) for k, v in params.items()}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -293,6 +392,7 @@ def run_experiment(
         FINGERPRINT_TAG: fingerprint,
         SELECTION_TAG: json.dumps(data_selection(exp), sort_keys=True),
         OBJECTIVE_TAG: objective,
+        **code_tags(),
     }
     if exp.resume:
         done = tracker.find_finished(FINGERPRINT_TAG, fingerprint)
@@ -304,14 +404,19 @@ def run_experiment(
             )
             tracker.copy_finished(done, run_name=name, tags=tags, parent_run_id=parent_run_id)
             return done.data.metrics.get(objective, math.nan)
+    training_hash = training_fingerprint(params)
+    trained = None
+    if exp.reuse_model and exp.arch.name not in UNTRAINED_ARCHS:
+        trained = tracker.find_finished(TRAINING_TAG, training_hash)
     with tracker.run(run_name=name, tags=tags, parent_run_id=parent_run_id):
         tracker.log_params(params)
+        _log_digits(exp, tracker, train, test)
         if output_dir is not None:
             tracker.log_dir(output_dir / ".hydra", ".hydra")
 
         start = time.perf_counter()
         try:
-            features = compute_features(exp, train, test, tracker)
+            features = compute_features(exp, train, test, tracker, trained=trained)
         except TrainingDiverged as err:
             tracker.set_tags({"epochs_reached": err.epoch})
             raise
@@ -320,14 +425,14 @@ def run_experiment(
         scores, labels_pred = score_clusters(exp, features, train, test)
         metrics = dict(scores, **{"time/train_s": train_seconds})
         if features.history is not None:
-            metrics |= {
-                "time/s_per_epoch": features.history.seconds_per_epoch,
-                "train/epochs": features.history.epochs,
-            }
+            metrics["train/epochs"] = features.history.epochs
+            if features.trained_here:
+                metrics["time/s_per_epoch"] = features.history.seconds_per_epoch
         tracker.log_metrics(metrics)
         log_figures(exp, tracker, features, train, labels_pred, name)
-        if features.autoencoder is not None and exp.tracking.log_model:
-            tracker.log_keras_model(features.autoencoder, example=train.x[:5])
+        if features.trained_here and exp.tracking.log_model:
+            uri = tracker.log_keras_model(features.autoencoder, example=train.x[:5])
+            tracker.set_tags({MODEL_URI_TAG: uri, TRAINING_TAG: training_hash})
 
     _report(name, scores, train_seconds, tracker)
     return scores[objective]

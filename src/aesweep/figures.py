@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import textwrap
+from collections.abc import Mapping
 
 import matplotlib
 
@@ -10,7 +12,10 @@ matplotlib.use("Agg")  # figures are saved and logged, never shown
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 ORIGINAL_CMAP = "bone"  # the seed's colour maps
 LATENT_CMAP = "Greys"
@@ -158,6 +163,149 @@ def loss_curve(loss: list[float], val_loss: list[float], *, title: str = "") -> 
     return fig
 
 
+def _label_colors(labels) -> dict:
+    """One colour per distinct label, in label order (tab10 up to ten labels)."""
+    distinct = np.unique(labels).tolist()
+    return dict(zip(distinct, _job_colors(len(distinct)), strict=True))
+
+
+def _marker_size(n_points: int, *, scale: float = 1.0) -> float:
+    """Dots large for a few points, small where 2,000 would otherwise merge into blots."""
+    return scale * float(np.clip(6000 / max(n_points, 1), 3, 20))
+
+
+def _scatter_labels(ax, coords: np.ndarray, labels: np.ndarray, colors: Mapping, *, size: float):
+    """All points in one call, in a fixed shuffled order: drawn label by label, the last
+    label would cover the others wherever they overlap."""
+    order = np.random.default_rng(0).permutation(len(coords))
+    ax.scatter(
+        coords[order, 0],
+        coords[order, 1],
+        c=[colors[label] for label in labels[order].tolist()],
+        s=size,
+        linewidths=0,
+        alpha=0.85,
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")  # t-SNE distances are isotropic
+
+
+def _legend_handles(entries: Mapping[str, object]) -> list[Line2D]:
+    """Round markers of each colour, named by the keys of ``entries``."""
+    return [
+        Line2D([], [], ls="", marker="o", markersize=6, color=color, label=text)
+        for text, color in entries.items()
+    ]
+
+
+def latent_map(
+    coords: np.ndarray,
+    labels_true: np.ndarray,
+    labels_pred: np.ndarray,
+    *,
+    matching: Mapping[int, int] | None = None,
+    n_samples: int | None = None,
+    method: str = "t-SNE",
+    title: str = "",
+) -> Figure:
+    """A 2-D map of latents twice: coloured by the true digit and by the found cluster.
+
+    Parameters
+    ----------
+    coords : ndarray of shape (n_points, 2)
+        The embedded latents (see :func:`aesweep.embedding.tsne_map`).
+    labels_true, labels_pred : ndarray of shape (n_points,)
+        Each point's digit and cluster.
+    matching : cluster -> the digit it is matched to (Hungarian), optional
+        A matched cluster takes its digit's colour, so that the two panels agree where
+        the clustering does; unmatched clusters get colours of their own.
+    n_samples : int, optional
+        How many latents the points were drawn from, when they are a subsample.
+    """
+    n_points = len(coords)
+    digit_colors = _label_colors(labels_true)
+    clusters = np.unique(labels_pred).tolist()
+    matching = dict(matching or {})
+    if matching:
+        # Unmatched clusters (more clusters than digits): colours no digit wears.
+        palette = [*plt.get_cmap("tab10").colors, *plt.get_cmap("tab20").colors[1::2]]
+        used = {to_hex(c) for c in digit_colors.values()}
+        spare = iter([c for c in palette if to_hex(c) not in used] * (1 + len(clusters) // 10))
+        cluster_colors = {
+            k: digit_colors[matching[k]] if matching.get(k) in digit_colors else next(spare)
+            for k in clusters
+        }
+        names = {k: f"{k} \u2192 {matching[k]}" if k in matching else f"{k}" for k in clusters}
+    else:
+        cluster_colors = _label_colors(labels_pred)
+        names = {k: str(k) for k in clusters}
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 5.2))
+    size = _marker_size(n_points)
+    panels = [
+        (labels_true, digit_colors, {str(d): c for d, c in digit_colors.items()}, "digit"),
+        (
+            labels_pred,
+            cluster_colors,
+            {names[k]: cluster_colors[k] for k in clusters},
+            "cluster \u2192 digit" if matching else "cluster",
+        ),
+    ]
+    for ax, (labels, colors, legend, kind) in zip(axes, panels, strict=True):
+        _scatter_labels(ax, coords, labels, colors, size=size)
+        ax.set_title(f"coloured by {kind.split()[0]}", fontsize=9)
+        ax.legend(
+            handles=_legend_handles(legend),
+            title=kind,
+            fontsize=8,
+            title_fontsize=8,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1),
+            borderaxespad=0,
+        )
+    what = f"{method} map of {n_points:,} latents"
+    if n_samples is not None and n_samples > n_points:
+        what = f"{method} map of {n_points:,} of {n_samples:,} latents (a seeded random subsample)"
+    fig.suptitle(f"{title}: {what}" if title else what, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(
+    table: np.ndarray, labels: np.ndarray, clusters: np.ndarray, *, title: str = ""
+) -> Figure:
+    """Digits against clusters as counts, the matched clusters on the diagonal (boxed).
+
+    Parameters
+    ----------
+    table : ndarray of shape (n_labels, n_clusters)
+        Counts, columns in matched order (see :func:`aesweep.clustering.matched_contingency`).
+    labels : ndarray of shape (n_labels,)
+        The digit of each row.
+    clusters : ndarray of shape (n_clusters,)
+        The cluster id of each column.
+    """
+    n_rows, n_cols = table.shape
+    fig, ax = plt.subplots(figsize=(1.4 + 0.55 * n_cols, 1.5 + 0.5 * n_rows))
+    ax.imshow(table, cmap="Blues", vmin=0, interpolation="nearest")
+    fontsize = 8 if table.max(initial=0) < 1000 else 6.5
+    dark = 0.6 * table.max(initial=0)
+    for (i, j), count in np.ndenumerate(table):
+        color = "white" if count > dark else "black"
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=fontsize, color=color)
+    for j in range(min(n_rows, n_cols)):
+        ax.add_patch(Rectangle((j - 0.5, j - 0.5), 1, 1, fill=False, ec="black", lw=1.2))
+    ax.set_xticks(np.arange(n_cols), [str(k) for k in clusters.tolist()], fontsize=8)
+    ax.set_yticks(np.arange(n_rows), [str(d) for d in labels.tolist()], fontsize=8)
+    ax.set_xlabel("cluster (id), in matched order", fontsize=9)
+    ax.set_ylabel("digit", fontsize=9)
+    accuracy = np.trace(table) / max(table.sum(), 1)
+    heading = f"Hungarian accuracy {accuracy:.3f} (boxed: matched pairs)"
+    ax.set_title(f"{title}\n{heading}" if title else heading, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # --- Pictures of a whole sweep (logged to its parent run) -----------------------------
 
 
@@ -204,7 +352,8 @@ def sweep_metric_bars(
 
     Parameters
     ----------
-    scores : job title -> {"test/acc": ..., ...}
+    scores : job title -> {"test/acc": ..., ...}; a value with an ``sd`` attribute (a mean
+        over seeds) gets an error bar of one standard deviation
     references : job title -> the scores of KMeans on the pixels of that job's digits
         (jobs of a sweep over seeds or data sizes have different references)
     """
@@ -216,7 +365,11 @@ def sweep_metric_bars(
     for i, (color, title) in enumerate(zip(_job_colors(n), titles, strict=False)):
         values = [scores[title].get(f"{split}/{m}", np.nan) for m in metrics]
         centres = np.arange(len(metrics)) - 0.4 + (i + 0.5) * width
+        # A mean over seed replicates carries its standard deviation (summary.Spread).
+        spread = [getattr(scores[title].get(f"{split}/{m}"), "sd", np.nan) for m in metrics]
         ax.bar(centres, values, width, color=color, label=title)
+        if np.isfinite(spread).any():
+            ax.errorbar(centres, values, yerr=spread, fmt="none", ecolor="black", capsize=3)
         reference = [references.get(title, {}).get(f"{split}/{m}", np.nan) for m in metrics]
         if np.isfinite(reference).any():
             ax.hlines(
@@ -265,4 +418,43 @@ def sweep_latent_panel(
         axes[i, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
     title = "Latent images of the same digits, per job"
     fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.1, rect=_title_strip(fig, title))
+    return fig
+
+
+def sweep_latent_maps(
+    maps: Mapping[str, tuple[np.ndarray, np.ndarray]], *, method: str = "t-SNE"
+) -> Figure:
+    """Each job's 2-D latent map in a small panel, coloured by the true digit.
+
+    Parameters
+    ----------
+    maps : job title -> (coords of shape (n_points, 2), labels_true of shape (n_points,))
+    """
+    n = max(len(maps), 1)
+    n_cols = min(n, 4)
+    n_rows = math.ceil(n / n_cols)
+    width, height = 1.3 + 2.7 * n_cols, 0.6 + 2.9 * n_rows
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, height), squeeze=False)
+    all_labels = np.concatenate([labels for _, labels in maps.values()] or [np.empty(0)])
+    colors = _label_colors(all_labels)  # one colour per digit in every panel
+    for ax, (title, (coords, labels)) in zip(axes.flat, maps.items(), strict=False):
+        _scatter_labels(ax, coords, labels, colors, size=_marker_size(len(coords), scale=0.5))
+        ax.set_title(textwrap.fill(title, 34), fontsize=7.5)
+    for ax in axes.flat[len(maps) :]:
+        ax.set_axis_off()
+    if not maps:
+        axes[0, 0].text(0.5, 0.5, "no job logged a map", ha="center", va="center")
+    fig.legend(
+        handles=_legend_handles({str(d): c for d, c in colors.items()}),
+        title="digit",
+        fontsize=8,
+        title_fontsize=8,
+        loc="center right",
+    )
+    heading = f"{method} maps of each job's training latents, coloured by digit"
+    heading = textwrap.fill(heading, int(width * 11))  # two lines above a one-job sweep
+    fig.suptitle(heading, fontsize=10)
+    legend_strip = 1 - 1.0 / width  # keep the panels off the legend at the right
+    title_strip = (0.15 + 0.18 * (heading.count("\n") + 1)) / height
+    fig.tight_layout(rect=(0, 0, legend_strip, 1 - title_strip))
     return fig

@@ -31,7 +31,7 @@ from aesweep.review import (
 )
 from aesweep.summary import to_csv, to_markdown
 from aesweep.sweep import PARENT_FILE
-from aesweep.tracking import Tracker, ui_link
+from aesweep.tracking import Tracker, code_tags, ui_link
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class SweepParent:
                 ROLE_TAG: "sweep",
                 "aesweep.command": shlex.join(["python", *sys.argv]),
                 "aesweep.sweep_dir": str(sweep_dir),
+                **code_tags(),
             },
         )
         self.run_id = run.info.run_id

@@ -8,6 +8,7 @@ Hydra.
 from __future__ import annotations
 
 import hashlib
+import math
 import shlex
 import tempfile
 from collections.abc import Mapping
@@ -20,12 +21,21 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from aesweep import figures
-from aesweep.summary import JobRecord, job_title, summary_rows, swept_keys
-from aesweep.tracking import PANEL_ARTIFACT, RESUMED_FROM_TAG
+from aesweep.summary import (
+    REPLICATE_KEY,
+    SCORE_KEYS,
+    JobRecord,
+    Spread,
+    job_title,
+    summary_rows,
+    swept_keys,
+)
+from aesweep.tracking import MAP_ARTIFACT, PANEL_ARTIFACT, RESUMED_FROM_TAG
 
 ROLE_TAG = "aesweep.role"  # "sweep" on parent runs, so the latest sweep can be found
 SELECTION_TAG = "aesweep.data_selection"  # on a job: its digits' settings and seed (JSON)
 REFERENCE_PREFIX = "reference/"  # the parent's metrics of KMeans on raw pixels
+#: per job: its t-SNE map (coords, labels_true, labels_pred, index into the training digits)
 
 
 def reference_metrics(selection_id: str, scores: Mapping[str, float]) -> dict[str, float]:
@@ -114,9 +124,9 @@ def find_parent(client: MlflowClient, experiment_id: str, sweep: str | None = No
 
 
 def sweep_figures(client: MlflowClient, sweep: Sweep) -> dict[str, object]:
-    """The three comparison figures of a sweep, by artifact name."""
+    """The comparison figures of a sweep, by artifact name."""
     keys = swept_keys(sweep.jobs)
-    histories, scores, references, latents = {}, {}, {}, {}
+    histories, latents, maps = {}, {}, {}
     originals = labels = None
     for job, run in zip(sweep.jobs, sweep.children, strict=True):
         title = job_title(job, keys)
@@ -126,26 +136,56 @@ def sweep_figures(client: MlflowClient, sweep: Sweep) -> dict[str, object]:
         if loss:
             val = [m.value for m in client.get_metric_history(source, "val/loss")]
             histories[title] = (loss, val)
-        scores[title] = dict(job.metrics)
-        references[title] = sweep.references.get(job.selection, {})
-        panel = _download_panel(client, source)
+        panel = _download_arrays(client, source, PANEL_ARTIFACT)
         if panel is not None:
             originals, labels = panel["pixels"], panel["labels"]
             latents[title] = panel["latents"]
+        latent_map = _download_arrays(client, source, MAP_ARTIFACT)
+        if latent_map is not None:
+            maps[title] = (latent_map["coords"], latent_map["labels_true"])
+    scores, references = _scores_by_config(sweep, keys)
     out = {
         "sweep_loss_curves": figures.sweep_loss_curves(histories),
         "sweep_cluster_scores": figures.sweep_metric_bars(scores, references),
     }
     if originals is not None:
         out["sweep_latent_panel"] = figures.sweep_latent_panel(originals, latents, labels=labels)
+    if maps:
+        out["sweep_latent_maps"] = figures.sweep_latent_maps(maps)
     return out
 
 
-def _download_panel(client: MlflowClient, run_id: str) -> dict[str, np.ndarray] | None:
+def _scores_by_config(sweep: Sweep, keys: list[str]) -> tuple[dict, dict]:
+    """Each job's scores and pixel reference by title; over seeds, their means and spread."""
+    config_keys = [key for key in keys if key != REPLICATE_KEY]
+    jobs: dict[str, list[JobRecord]] = {}
+    for job in sweep.jobs:
+        jobs.setdefault(job_title(job, config_keys), []).append(job)
+    scores, references = {}, {}
+    for title, alike in jobs.items():
+        refs = [sweep.references.get(job.selection, {}) for job in alike]
+        scores[title] = _mean(
+            {key: [job.metrics.get(key, math.nan) for job in alike] for key in SCORE_KEYS}
+        )
+        references[title] = _mean(
+            {key: [ref.get(key, math.nan) for ref in refs] for key in SCORE_KEYS}
+        )
+    return scores, references
+
+
+def _mean(values: dict[str, list[float]]) -> dict[str, float]:
+    """Each key's value, or the :class:`Spread` of its values over seed replicates."""
+    return {k: v[0] if len(v) == 1 else Spread(v) for k, v in values.items()}
+
+
+def _download_arrays(
+    client: MlflowClient, run_id: str, artifact: str
+) -> dict[str, np.ndarray] | None:
+    """The arrays of an ``.npz`` artifact, or None where the run logged none."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(run_id, PANEL_ARTIFACT, tmp)
+            path = client.download_artifacts(run_id, artifact, tmp)
         except (mlflow.exceptions.MlflowException, OSError):
-            return None
+            return None  # a job from before that artifact existed, or a baseline without it
         with np.load(path) as npz:
             return {key: npz[key] for key in npz.files}

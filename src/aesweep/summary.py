@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -86,6 +87,51 @@ def _job_row(job: JobRecord, keys: Sequence[str]) -> dict[str, object]:
     return row
 
 
+class Spread(float):
+    """The mean of replicates (jobs that differ only in their seed), with their spread."""
+
+    sd: float
+    n: int
+
+    def __new__(cls, values: Sequence[float]) -> Spread:
+        finite = [v for v in values if not math.isnan(v)]
+        mean = statistics.fmean(finite) if finite else math.nan
+        spread = super().__new__(cls, mean)
+        spread.sd = statistics.stdev(finite) if len(finite) > 1 else math.nan
+        spread.n = len(finite)
+        return spread
+
+
+REPLICATE_KEY = "seed"  # jobs that differ only in this key are replicates of one config
+NUMERIC = [name for name, _ in VALUE_COLUMNS if name != "status"]
+
+
+def replicate_rows(rows: Sequence[dict[str, object]], keys: Sequence[str]) -> list[dict]:
+    """One row per config swept over several seeds: mean and spread of each value.
+
+    ``rows`` are job and reference rows keyed by ``keys`` (the swept keys) and the value
+    columns; rows alike in every key but :data:`REPLICATE_KEY` are averaged, best mean
+    held-out accuracy first (reference rows averaged among themselves, last).
+    """
+    if REPLICATE_KEY not in keys:
+        return []
+    config_keys = [key for key in keys if key != REPLICATE_KEY]
+    groups: dict[tuple, list[dict[str, object]]] = {}
+    for row in rows:
+        if row["status"] in ("FINISHED", "reference"):
+            groups.setdefault(tuple(str(row.get(key, "")) for key in config_keys), []).append(row)
+    means = []
+    for values, members in groups.items():
+        if len(members) < 2:
+            continue
+        mean = dict(zip(config_keys, values, strict=True))
+        mean[REPLICATE_KEY] = f"mean of {len(members)}"
+        mean["status"] = "reference" if members[0]["status"] == "reference" else "mean ± sd"
+        mean |= {key: Spread([float(m[key]) for m in members]) for key in NUMERIC}
+        means.append(mean)
+    return sorted(means, key=lambda r: (r["status"] == "reference", -_objective(r)))
+
+
 def _objective(row: Mapping[str, object]) -> float:
     value = row.get(OBJECTIVE, math.nan)
     return -math.inf if value is None or math.isnan(value) else float(value)
@@ -134,10 +180,13 @@ def summary_rows(
         table += rows
         if references and selection in references:
             table.append(_reference_row(references[selection], rows, selection_keys))
+    table += replicate_rows(table, keys)
     return [*keys, *(name for name, _ in VALUE_COLUMNS)], table
 
 
 def _cell(value: object) -> str:
+    if isinstance(value, Spread) and not math.isnan(value.sd):
+        return f"{_cell(float(value))} ± {value.sd:.3f}"
     if isinstance(value, float):
         if math.isnan(value):
             return ""
@@ -161,15 +210,29 @@ def to_markdown(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) ->
 
 
 def to_csv(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) -> str:
-    """CSV with scores at full precision, minutes to 0.001; empty cells where not applicable."""
+    """CSV with scores at full precision, minutes to 0.001; empty cells where not applicable.
+
+    Rows of seed replicates hold means, and their standard deviations in ``<column> sd``
+    columns (present when the table has such rows).
+    """
+    spread = [c for c in columns if any(isinstance(row.get(c), Spread) for row in rows)]
     out = io.StringIO()
     writer = csv.DictWriter(
-        out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
+        out,
+        fieldnames=[*columns, *(f"{c} sd" for c in spread)],
+        extrasaction="ignore",
+        lineterminator="\n",
     )
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: _csv_cell(c, v) for c, v in row.items()})
+        cells = {c: _csv_cell(c, v) for c, v in row.items()}
+        cells |= {f"{c} sd": _csv_cell(c, row[c].sd) for c in spread if _has_spread(row, c)}
+        writer.writerow(cells)
     return out.getvalue()
+
+
+def _has_spread(row: Mapping[str, object], column: str) -> bool:
+    return isinstance(row.get(column), Spread)
 
 
 def _csv_cell(column: str, value: object) -> object:
@@ -177,4 +240,4 @@ def _csv_cell(column: str, value: object) -> object:
         return ""
     if column == "minutes":
         return round(value, 3)  # a wall time; more digits are noise, and 6.9e-07 reads badly
-    return value
+    return float(value) if isinstance(value, Spread) else value

@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,11 @@ from mlflow.exceptions import MlflowException
 log = logging.getLogger(__name__)
 
 PANEL_ARTIFACT = "latents/panel.npz"  # one digit of each label with its latent vector
+MAP_ARTIFACT = "latents/map.npz"  # a run's 2-D map of its latents, for the sweep's figure
 RESUMED_FROM_TAG = "aesweep.resumed_from"  # on a run that reused an earlier run's results
+MODEL_URI_TAG = "aesweep.model_uri"  # on a run that logged its trained autoencoder
+MODEL_FROM_TAG = "aesweep.model_from"  # on a run that reused another run's autoencoder
+CURVES = ("train/loss", "val/loss")  # the per-epoch metrics
 FLUSH_SECONDS = 5.0  # how long per-epoch metrics may wait before they are written
 # Marks the experiment as model training, so MLflow 3's UI shows its runs, not GenAI traces.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -65,6 +72,32 @@ def ensure_experiment(name: str, *, root: Path) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def code_tags() -> dict[str, str]:
+    """MLflow's source tags: the entry script, and the git commit of aesweep's checkout.
+
+    MLflow finds the commit only with GitPython installed; the ``git`` command, where there
+    is one, does the same without a dependency.
+    """
+    script = Path(sys.argv[0])
+    tags = {
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": str(script.resolve()) if script.is_file() else "aesweep",
+    }
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return tags  # no git here
+    if commit.returncode == 0:
+        tags["mlflow.source.git.commit"] = commit.stdout.strip()
+    return tags
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -241,8 +274,35 @@ class Tracker:
         self._pending = []
         self._last_flush = time.monotonic()
 
-    def log_keras_model(self, model, example: np.ndarray) -> None:
-        """Log ``model`` as an MLflow Keras model that ``mlflow.keras.load_model`` reads back."""
+    def log_digits(
+        self, x: np.ndarray, labels: np.ndarray, *, name: str, source: str, context: str
+    ) -> None:
+        """Record one split's digits as an MLflow dataset input (with a digest of its data)."""
+        with warnings.catch_warnings():
+            # MLflow registers its local-file source twice (for "" and "file:"), so any local
+            # path "can be interpreted in multiple ways" - as the same class, either way.
+            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+            dataset = mlflow.data.from_numpy(x, targets=labels, name=name, source=source)
+        mlflow.log_input(dataset, context=context)
+
+    def load_keras_model(self, source: mlflow.entities.Run):
+        """The autoencoder ``source`` logged (its :data:`MODEL_URI_TAG`), and a tag here
+        naming the run it came from."""
+        model = mlflow.keras.load_model(source.data.tags[MODEL_URI_TAG])
+        self.set_tags({MODEL_FROM_TAG: source.info.run_id})
+        return model
+
+    def copy_curves(self, source: mlflow.entities.Run) -> dict[str, list[float]]:
+        """Copy ``source``'s per-epoch losses into this run; return them by name."""
+        client = MlflowClient(self.tracking_uri)
+        history = {key: client.get_metric_history(source.info.run_id, key) for key in CURVES}
+        client.log_batch(self.run_id, metrics=[m for ms in history.values() for m in ms])
+        by_step = {key: sorted(ms, key=lambda m: m.step) for key, ms in history.items()}
+        return {key: [m.value for m in ms] for key, ms in by_step.items()}
+
+    def log_keras_model(self, model, example: np.ndarray) -> str:
+        """Log ``model`` as an MLflow Keras model that ``mlflow.keras.load_model`` reads back;
+        return its URI."""
         import keras
         import tensorflow as tf
         from mlflow.models import infer_signature
@@ -252,6 +312,7 @@ class Tracker:
         requirements = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"]
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         signature = infer_signature(example, np.asarray(model(example, training=False)))
-        mlflow.keras.log_model(
+        info = mlflow.keras.log_model(
             model, name="model", pip_requirements=requirements, signature=signature
         )
+        return info.model_uri
