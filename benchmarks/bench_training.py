@@ -25,10 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "benchmarks")]
 
+import aesweep  # noqa: E402, F401  first: it keeps TensorFlow's native start-up lines out
+
+# isort: split
 import keras  # noqa: E402
 import plain_keras  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
@@ -97,7 +99,7 @@ def _run(cmd: list[str], cwd: Path) -> tuple[float, int]:
     ``wait4`` reports also counts the pages the child shared with this process before its
     exec (about 0.8 GB of TensorFlow here). Growth in the last 0.2 s would be missed.
     """
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     # stderr to a file, not a pipe: nobody reads a pipe while we wait, and a full one blocks.
     with tempfile.TemporaryFile("w+") as stderr:
         start = time.perf_counter()

@@ -7,18 +7,18 @@ Layer for layer the seed's networks (SEED.md), ``compile(Adam, "mse")`` and
 aesweep's training path is used, only its loader, so both read identical digits.
 """
 
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import aesweep  # noqa: F401  first: it keeps TensorFlow's native start-up lines out
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import layers  # noqa: E402
-from sklearn.cluster import KMeans  # noqa: E402
+# isort: split
+import keras
+import numpy as np
+from keras import layers
+from sklearn.cluster import KMeans
 
-from aesweep import data  # noqa: E402
+from aesweep import data
 
 BATCH_SIZE = {"ffn": 300, "cnn": 300, "dec": 256}  # the seed's; DEC's
 
