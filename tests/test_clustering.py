@@ -1,10 +1,8 @@
 import dataclasses
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, cli_env, compose_config
+from conftest import compose_config
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
@@ -141,20 +139,6 @@ def test_umap_clusterer_embeds_clusters_and_transforms_held_out_digits(name, few
     )
     assert set(scores) == set(test_scores) == SCORES
     assert scores["acc"] > 0.4 and test_scores["acc"] > 0.4
-
-
-def test_importing_clustering_leaves_umap_unimported():
-    # umap-learn costs 10-30 s to import and compile: only a UMAP clusterer may pay it.
-    code = "import sys, aesweep.clustering; print('umap' in sys.modules, 'numba' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env=cli_env(),
-    )
-    assert out.stdout.split() == ["False", "False"]
 
 
 def test_umap_n_components_null_means_n_clusters():

@@ -123,11 +123,11 @@ def test_sigterm_ends_a_run_killed_with_its_metrics_kept(workdir):
 
 
 def test_ctrl_c_kills_a_sweep_and_resume_finishes_it_without_repeating_work(workdir):
-    sweep = ["-m", *TINY, *NO_MODEL, "arch=pixels,pca,ffn", "train.epochs=600"]
+    sweep = ["-m", *TINY, *NO_MODEL, "arch=pixels,ffn", "train.epochs=400"]
     sweep += ["train.progress_every=1"]
     cli = _Cli(sweep, workdir)
     try:
-        cli.wait_for_line(r"epoch +2/600")  # the third job is training
+        cli.wait_for_line(r"epoch +2/400")  # the second job is training
         assert cli.interrupt(signal.SIGINT) != 0
     finally:
         cli.kill()
@@ -139,7 +139,6 @@ def test_ctrl_c_kills_a_sweep_and_resume_finishes_it_without_repeating_work(work
     jobs = {r.data.tags["arch"]: r for r in runs if "arch" in r.data.tags}
     assert {arch: r.info.status for arch, r in jobs.items()} == {
         "pixels": "FINISHED",
-        "pca": "FINISHED",
         "ffn": "KILLED",
     }
     assert len(client.get_metric_history(jobs["ffn"].info.run_id, "train/loss")) >= 2
@@ -155,15 +154,11 @@ def test_ctrl_c_kills_a_sweep_and_resume_finishes_it_without_repeating_work(work
     ]
     assert resumed.info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == resumed.info.run_id]
-    assert len(children) == 3 and all(r.info.status == "FINISHED" for r in children)
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
     reused = {r.data.tags["arch"]: r.data.tags.get("aesweep.resumed_from") for r in children}
     # Every finished job reused, the killed one trained again.
-    assert reused == {
-        "pixels": jobs["pixels"].info.run_id,
-        "pca": jobs["pca"].info.run_id,
-        "ffn": None,
-    }
-    assert len(_summary_rows(workdir)) == 4  # three jobs and the pixel reference
+    assert reused == {"pixels": jobs["pixels"].info.run_id, "ffn": None}
+    assert len(_summary_rows(workdir)) == 3  # two jobs and the pixel reference
     _assert_nothing_running(client)
 
 
@@ -176,7 +171,7 @@ def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir)
             "train.threads=1",
             *TINY,
             *NO_MODEL,
-            "arch=ffn,cnn",
+            "arch=ffn,ffn_linear",  # the cnn's compile adds time, nothing to check here
             "lr=0.01,1e9",
         ],
         cwd=workdir,
