@@ -158,3 +158,9 @@ def serve_mlflow(args: list[str], *, cwd: Path) -> Iterator[str]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the slow tests first: pytest-xdist hands tests out in this order, so the short
+    ones fill the workers' ends instead of one long test keeping one core busy alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
