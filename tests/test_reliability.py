@@ -171,8 +171,8 @@ def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir)
             "train.threads=1",
             *TINY,
             *NO_MODEL,
-            "arch=ffn,ffn_linear",  # the cnn's compile adds time, nothing to check here
-            "lr=0.01,1e9",
+            "arch=ffn",
+            "lr=0.01,0.005,1e9",  # two workers, three jobs: one waits for a free worker
         ],
         cwd=workdir,
     )
@@ -183,10 +183,10 @@ def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir)
     runs = _all_runs(client)
     [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 4 and len(runs) == 5
+    assert len(children) == 3 and len(runs) == 4
     assert parent.info.status == "FAILED"
     for run in children:
-        if run.data.params["lr"] == "0.01":
+        if run.data.params["lr"] != "1000000000.0":
             assert run.info.status == "FINISHED"
             assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 2
         else:
@@ -197,7 +197,6 @@ def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir)
     assert [row["status"].split(":")[0] for row in rows] == [
         "FINISHED",
         "FINISHED",
-        "FAILED",
         "FAILED",
         "reference",
     ]
@@ -227,12 +226,12 @@ def mlflow_server(tmp_path, empty_store):
 def test_sweep_against_a_live_tracking_server(tmp_path, mlflow_server, capsys):
     work = tmp_path / "work"
     work.mkdir()
-    result = run_cli(["-m", *TINY, "arch=ffn,pixels", f"tracking.uri={mlflow_server}"], cwd=work)
+    result = run_cli(["-m", *TINY, "arch=ffn", f"tracking.uri={mlflow_server}"], cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (work / "mlflow.db").exists() and not (work / "mlruns").exists()
     client = MlflowClient(tracking_uri=mlflow_server)
     runs = _all_runs(client)
-    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
     for run in runs:
         if "arch" not in run.data.tags:
             continue
@@ -243,7 +242,7 @@ def test_sweep_against_a_live_tracking_server(tmp_path, mlflow_server, capsys):
     assert len(client.get_metric_history(ffn.info.run_id, "train/loss")) == 2
     assert f"{mlflow_server}/#/experiments/" in result.stdout
     assert report.main(["--tracking-uri", mlflow_server]) == 0
-    assert capsys.readouterr().out.count("\n| ") == 3  # two jobs and the reference
+    assert capsys.readouterr().out.count("\n| ") == 2  # the job and the reference
 
 
 def test_submitit_local_launcher_runs_each_job_in_its_own_process(workdir):
