@@ -25,6 +25,16 @@ from aesweep.config import register_configs
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 
+#: the figures every run of a trained network logs (under figures/)
+FIGURES = {
+    "latent_grid.png",
+    "sample_latent.png",
+    "reconstructions.png",
+    "loss_curve.png",
+    "latent_map.png",
+    "confusion.png",
+}
+
 #: makes any run take seconds: 200 digits, two epochs (conf/debug/tiny.yaml)
 TINY = ["debug=tiny"]
 

@@ -10,7 +10,7 @@ import urllib.request
 import mlflow
 import numpy as np
 import pytest
-from conftest import TINY, run_cli, serve_mlflow
+from conftest import FIGURES, TINY, run_cli, serve_mlflow
 from mlflow.tracking import MlflowClient
 
 import report
@@ -18,14 +18,6 @@ from aesweep.console import gpu_present
 
 pytestmark = pytest.mark.slow
 
-FIGURES = {
-    "latent_grid.png",
-    "sample_latent.png",
-    "reconstructions.png",
-    "loss_curve.png",
-    "latent_map.png",
-    "confusion.png",
-}
 SCORES = ["purity", "acc", "nmi", "ari"]
 
 

@@ -10,7 +10,7 @@ import shutil
 
 import mlflow
 import pytest
-from conftest import CONF_DIR, TINY, compose_config
+from conftest import CONF_DIR, FIGURES, TINY, compose_config
 from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
 from omegaconf import open_dict
@@ -22,15 +22,6 @@ from aesweep.review import SELECTION_TAG, find_parent, load_sweep
 from aesweep.summary import REFERENCE_NAME, to_markdown
 from aesweep.sweep import MlflowSweepCallback
 from aesweep.tracking import MODEL_FROM_TAG, RESUMED_FROM_TAG
-
-FIGURES = {
-    "latent_grid.png",
-    "sample_latent.png",
-    "reconstructions.png",
-    "loss_curve.png",
-    "latent_map.png",
-    "confusion.png",
-}
 
 
 @pytest.fixture(autouse=True)
