@@ -57,11 +57,13 @@ def resolve_tracking_uri(uri: str | None, root: Path) -> str:
 
 def ensure_experiment(name: str, *, root: Path) -> str:
     """Return the id of experiment ``name``, creating it if needed (safe for racing jobs)."""
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
+    # MLflow places a new experiment's artifacts under ./mlruns of the working directory
+    # in which its store was first used: use it here, in root, for the lookup too.
+    with contextlib.chdir(root):
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
     try:
-        # MLflow places a new experiment's artifacts under ./mlruns of the working directory.
         with contextlib.chdir(root):
             return mlflow.create_experiment(
                 name, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}
