@@ -229,7 +229,7 @@ def test_score_clusters_fits_on_training_features_and_predicts_held_out_ones():
     pixels = np.zeros((1, 28, 28), dtype=np.float32)  # unused by the scores
     train = data.Digits(x=x_train, labels=y_train, pixels=pixels)
     test = data.Digits(x=x_test, labels=y_test, pixels=pixels)
-    scores, labels_pred = score_clusters(exp, Features(train=x_train, test=x_test), train, test)
+    scores, labels_pred, _ = score_clusters(exp, Features(train=x_train, test=x_test), train, test)
     assert scores == pytest.approx(
         {f"{split}/{k}": 1.0 for split in ("cluster", "test") for k in SCORES}
     )

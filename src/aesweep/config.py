@@ -280,6 +280,76 @@ def _shown(value: Any) -> str:
     return repr(str(value)) if isinstance(value, StrEnum) else repr(value)
 
 
+class FinetuneName(StrEnum):
+    none = "none"
+    dec = "dec"
+    idec = "idec"
+
+
+class Optimizer(StrEnum):
+    sgd = "sgd"
+    adam = "adam"
+
+
+#: each key of ``finetune`` that only some settings read, and a test of whether they do
+_FINETUNE_ONLY = {
+    "gamma": ("finetune=idec", lambda f: f.name == FinetuneName.idec),
+    "momentum": ("finetune.optimizer=sgd", lambda f: f.optimizer == Optimizer.sgd),
+}
+
+
+@dataclass
+class FinetuneConfig:
+    """Clustering-oriented fine-tuning of the trained encoder (DEC, IDEC), or none.
+
+    ``none`` leaves every other key null; ``dec`` and ``idec`` set them all (``gamma``
+    only for idec, ``momentum`` only with SGD), and a key that would be ignored is refused.
+    """
+
+    name: FinetuneName = FinetuneName.none
+    alpha: float | None = None  # Student's t degrees of freedom of the soft assignment
+    update_interval: int | None = None  # steps between two target distributions
+    tol: float | None = None  # stop when fewer than this fraction of labels change
+    max_steps: int | None = None  # stop here at the latest
+    batch_size: int | None = None
+    optimizer: Optimizer | None = None
+    lr: float | None = None
+    momentum: float | None = None  # SGD only
+    gamma: float | None = None  # idec only: the weight of the clustering loss
+
+    def __post_init__(self) -> None:
+        keys = ("alpha", "update_interval", "tol", "max_steps", "batch_size", "optimizer", "lr")
+        if self.name == FinetuneName.none:
+            for key in (*keys, *_FINETUNE_ONLY):
+                if getattr(self, key) is not None:
+                    raise InputError(
+                        f"finetune.{key}={_shown(getattr(self, key))} is read only by "
+                        "finetune=dec|idec, not finetune=none"
+                    )
+            return
+        for key in keys:
+            if getattr(self, key) is None:
+                raise InputError(f"finetune.{key}=None: finetune={self.name} needs a value")
+        for key, (reader, reads) in _FINETUNE_ONLY.items():
+            value = getattr(self, key)
+            if reads(self) and value is None:
+                raise InputError(f"finetune.{key}=None: {reader} needs a value")
+            if not reads(self) and value is not None:
+                raise InputError(f"finetune.{key}={value!r} is read only by {reader}")
+        for key in ("alpha", "update_interval", "max_steps", "batch_size", "lr"):
+            _check_positive(f"finetune.{key}", getattr(self, key))
+        if not 0 <= self.tol < 1:
+            raise InputError(f"finetune.tol={self.tol!r} must be in [0, 1)")
+        if self.momentum is not None and not 0 <= self.momentum < 1:
+            raise InputError(f"finetune.momentum={self.momentum!r} must be in [0, 1)")
+        if self.gamma is not None:
+            _check_positive("finetune.gamma", self.gamma)
+
+    @property
+    def enabled(self) -> bool:
+        return self.name != FinetuneName.none
+
+
 @dataclass
 class TrackingConfig:
     enabled: bool = True
@@ -296,6 +366,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     lr: float | None = None  # conf/config.yaml: the arch's default_lr unless set
     latent_dim: int | None = None  # conf/config.yaml: the arch's default_latent_dim unless set
     seed: int = 0
@@ -320,6 +391,17 @@ class ExperimentConfig:
         elif arch != ArchName.pixels:
             raise InputError(f"latent_dim=None: arch={arch} needs a latent size")
         self.cluster.check_n_samples(self.data.n_samples)  # before any run, not after training
+        if self.finetune.enabled:
+            if arch in UNTRAINED_ARCHS:
+                raise InputError(
+                    f"finetune={self.finetune.name} fine-tunes an encoder: arch={arch} has none"
+                )
+            # DEC's centres are KMeans centres in the latent space itself.
+            if self.cluster.name != ClusterName.kmeans:
+                raise InputError(
+                    f"finetune={self.finetune.name} starts its centres from KMeans on the "
+                    f"latents: cluster={self.cluster.name} is not cluster=kmeans"
+                )
 
 
 def register_configs() -> None:
@@ -333,6 +415,7 @@ def register_configs() -> None:
         ("train", TrainConfig),
         ("cluster", ClusterConfig),
         ("tracking", TrackingConfig),
+        ("finetune", FinetuneConfig),
     ]:
         cs.store(group=group, name=f"{group}_schema", node=node)
 

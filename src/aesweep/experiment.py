@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from sklearn.base import BaseEstimator
 from sklearn.decomposition import PCA
 
 from aesweep import clustering, data, embedding, figures
@@ -27,6 +28,7 @@ from aesweep.config import (
     ArchName,
     ClusterConfig,
     ExperimentConfig,
+    FinetuneName,
     Scaling,
     Source,
     to_experiment_config,
@@ -35,6 +37,7 @@ from aesweep.errors import TrainingDiverged
 from aesweep.review import SELECTION_TAG
 from aesweep.summary import OBJECTIVE
 from aesweep.tracking import (
+    CLUSTERING_MODEL_URI_TAG,
     MAP_ARTIFACT,
     MODEL_URI_TAG,
     PANEL_ARTIFACT,
@@ -49,6 +52,7 @@ if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
     import keras
     import mlflow
 
+    from aesweep.finetune import FineTuned
     from aesweep.training import History
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,8 @@ def run_name(cfg: ExperimentConfig) -> str:
     name = f"{arch}-{cfg.activation.hidden.value}-lr{cfg.lr:g}-z{cfg.latent_dim}"
     if cfg.activation.output.value != "linear":
         name += f"-out_{cfg.activation.output.value}"
+    if cfg.finetune.enabled:
+        name += f"-{cfg.finetune.name.value}"
     return name
 
 
@@ -186,23 +192,78 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 def score_clusters(
     cfg: ExperimentConfig, features: Features, train: data.Digits, test: data.Digits
-) -> tuple[dict[str, float], np.ndarray]:
+) -> tuple[dict[str, float], np.ndarray, BaseEstimator]:
     """The ``cluster`` clusterer fitted on the training features, scored there and on the
-    held-out digits, which it assigns to the fitted clusters without refitting."""
+    held-out digits, which it assigns to the fitted clusters without refitting.
+
+    Returns the scores, the training digits' labels and the fitted clusterer.
+    """
     x_train = clustering.as_samples(features.train)
     cfg.cluster.check_n_samples(len(x_train))
     clusterer = clustering.make_clusterer(cfg.cluster, random_state=cfg.seed)
     # fit_predict, not predict: a UMAP's labels are those of its fitted embedding
     labels_pred = clusterer.fit_predict(x_train)
+    test_pred = None
+    if len(test.labels):
+        test_pred = clusterer.predict(clustering.as_samples(features.test))
+    return _scores(train, labels_pred, test, test_pred), labels_pred, clusterer
+
+
+def _scores(
+    train: data.Digits, labels_pred: np.ndarray, test: data.Digits, test_pred: np.ndarray | None
+) -> dict[str, float]:
+    """``cluster/...`` scores of the training digits' clusters, ``test/...`` of the held-out."""
     scores = {
         f"cluster/{k}": v for k, v in clustering.cluster_scores(train.labels, labels_pred).items()
     }
-    if len(test.labels):
-        test_pred = clusterer.predict(clustering.as_samples(features.test))
+    if test_pred is not None:
         scores |= {
             f"test/{k}": v for k, v in clustering.cluster_scores(test.labels, test_pred).items()
         }
-    return scores, labels_pred
+    return scores
+
+
+def fine_tune_features(
+    cfg: ExperimentConfig,
+    features: Features,
+    centres: np.ndarray,
+    train: data.Digits,
+    test: data.Digits,
+    tracker: Tracker | NullTracker,
+) -> tuple[Features, dict[str, float], np.ndarray, FineTuned]:
+    """DEC or IDEC from the KMeans ``centres``: the fine-tuned latents, their scores (labels
+    are argmax q, for the held-out digits too), the training labels, and the fine-tuning
+    (its ``model`` maps an image to q).
+
+    Each target update's ``finetune/...`` metrics are logged with its step.
+    """
+    from aesweep.finetune import assign, fine_tune
+    from aesweep.training import encode
+
+    def log_update(update):
+        tracker.log_metrics(update.metrics(), step=update.step)
+
+    tuned = fine_tune(
+        features.autoencoder,
+        centres,
+        train.x,
+        cfg.finetune,
+        random_state=cfg.seed,
+        on_update=log_update,
+    )
+    labels_pred = assign(tuned.model, train.x).argmax(axis=1)
+    test_pred = assign(tuned.model, test.x).argmax(axis=1) if len(test.labels) else None
+    encoder = features.autoencoder.get_layer("encoder")
+    finetuned = dataclasses.replace(
+        features,
+        train=encode(encoder, train.x),
+        test=encode(encoder, test.x),
+        # IDEC trained the decoder along: show its reconstructions now; DEC dropped it.
+        decoded=encode(features.autoencoder, train.x[:10])
+        if cfg.finetune.name == FinetuneName.idec
+        else features.decoded,
+    )
+    return finetuned, _scores(train, labels_pred, test, test_pred), labels_pred, tuned
 
 
 def log_figures(
@@ -312,7 +373,7 @@ def pixel_reference(base: ExperimentConfig, selection: dict[str, object]) -> dic
     )
     train, test = load_digits(exp)
     features = compute_features(exp, train, test, NullTracker())
-    scores, _ = score_clusters(exp, features, train, test)
+    scores, _, _ = score_clusters(exp, features, train, test)
     return scores
 
 
@@ -374,6 +435,7 @@ def run_experiment(
         uri=exp.tracking.uri,
         experiment=exp.tracking.experiment,
         root=root,
+        output_dir=output_dir,
     )
     name = run_name(exp)
     params = run_params(cfg)
@@ -423,28 +485,64 @@ def run_experiment(
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
-        scores, labels_pred = score_clusters(exp, features, train, test)
+        scores, labels_pred, clusterer = score_clusters(exp, features, train, test)
         cluster_seconds = time.perf_counter() - start  # UMAP's share is most of it
-        metrics = dict(scores, **{"time/train_s": train_seconds, "time/cluster_s": cluster_seconds})
+        metrics = {"time/train_s": train_seconds, "time/cluster_s": cluster_seconds}
         if features.history is not None:
             metrics["train/epochs"] = features.history.epochs
             if features.trained_here:
                 metrics["time/s_per_epoch"] = features.history.seconds_per_epoch
-        tracker.log_metrics(metrics)
+        save_autoencoder = features.trained_here and exp.tracking.log_model
+        clustering_model = None
+        if exp.finetune.enabled:
+            # Logged before fine-tuning changes its weights, for runs that reuse it.
+            if save_autoencoder:
+                _log_autoencoder(tracker, features, train, training_hash, name="autoencoder")
+                save_autoencoder = False
+            log.info("before fine-tuning: %s", _scores_line(scores))
+            metrics |= {f"pretrain/{k}": v for k, v in scores.items()}
+            features, scores, labels_pred, tuned = fine_tune_features(
+                exp, features, clusterer.cluster_centers_, train, test, tracker
+            )
+            clustering_model = tuned.model
+            metrics |= {
+                "finetune/steps": tuned.steps,
+                "finetune/converged": float(tuned.converged),
+                "time/finetune_s": tuned.seconds,
+            }
+        tracker.log_metrics(scores | metrics)
         log_figures(exp, tracker, features, train, labels_pred, name)
-        if features.trained_here and exp.tracking.log_model:
-            uri = tracker.log_keras_model(features.autoencoder, example=train.x[:5])
-            tracker.set_tags({MODEL_URI_TAG: uri, TRAINING_TAG: training_hash})
+        if save_autoencoder:
+            _log_autoencoder(tracker, features, train, training_hash, name="model")
+        if clustering_model is not None and exp.tracking.log_model:
+            uri = tracker.log_keras_model(clustering_model, example=train.x[:5])
+            tracker.set_tags({CLUSTERING_MODEL_URI_TAG: uri})
 
     _report(name, scores, train_seconds, tracker)
     return scores[objective]
 
 
+def _log_autoencoder(
+    tracker: Tracker | NullTracker,
+    features: Features,
+    train: data.Digits,
+    training_hash: str,
+    *,
+    name: str,
+) -> None:
+    """Log the trained autoencoder, tagged so that runs with the same training reuse it."""
+    uri = tracker.log_keras_model(features.autoencoder, example=train.x[:5], name=name)
+    tracker.set_tags({MODEL_URI_TAG: uri, TRAINING_TAG: training_hash})
+
+
+def _scores_line(scores: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.3f}" for k, v in scores.items())
+
+
 def _report(
     name: str, scores: dict[str, float], seconds: float, tracker: Tracker | NullTracker
 ) -> None:
-    summary = "  ".join(f"{k} {v:.3f}" for k, v in scores.items())
-    log.info("%s  %s  (%.1f s)", name, summary, seconds)
+    log.info("%s  %s  (%.1f s)", name, _scores_line(scores), seconds)
     if tracker.enabled:
         log.info(
             "MLflow run: %s", ui_link(tracker.tracking_uri, tracker.experiment_id, tracker.run_id)

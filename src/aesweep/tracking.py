@@ -32,6 +32,8 @@ PANEL_ARTIFACT = "latents/panel.npz"  # one digit of each label with its latent 
 MAP_ARTIFACT = "latents/map.npz"  # a run's 2-D map of its latents, for the sweep's figure
 RESUMED_FROM_TAG = "aesweep.resumed_from"  # on a run that reused an earlier run's results
 MODEL_URI_TAG = "aesweep.model_uri"  # on a run that logged its trained autoencoder
+#: on a fine-tuned run: its model image -> q (the encoder with DEC's clustering head)
+CLUSTERING_MODEL_URI_TAG = "aesweep.clustering_model_uri"
 MODEL_FROM_TAG = "aesweep.model_from"  # on a run that reused another run's autoencoder
 CURVES = ("train/loss", "val/loss")  # the per-epoch metrics
 FLUSH_SECONDS = 5.0  # how long per-epoch metrics may wait before they are written
@@ -302,9 +304,9 @@ class Tracker:
         by_step = {key: sorted(ms, key=lambda m: m.step) for key, ms in history.items()}
         return {key: [m.value for m in ms] for key, ms in by_step.items()}
 
-    def log_keras_model(self, model, example: np.ndarray) -> str:
-        """Log ``model`` as an MLflow Keras model that ``mlflow.keras.load_model`` reads back;
-        return its URI."""
+    def log_keras_model(self, model, example: np.ndarray, *, name: str = "model") -> str:
+        """Log ``model`` as an MLflow Keras model named ``name`` that ``mlflow.keras.load_model``
+        reads back; return its URI."""
         import keras
         import tensorflow as tf
         from mlflow.models import infer_signature
@@ -315,6 +317,6 @@ class Tracker:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         signature = infer_signature(example, np.asarray(model(example, training=False)))
         info = mlflow.keras.log_model(
-            model, name="model", pip_requirements=requirements, signature=signature
+            model, name=name, pip_requirements=requirements, signature=signature
         )
         return info.model_uri
