@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from aesweep.config import register_configs, to_experiment_config
-from aesweep.errors import InputError, TrainingDiverged
+from aesweep.errors import InputError, TrackingError, TrainingDiverged
 from aesweep.sweep import parent_run_id
 
 log = logging.getLogger("aesweep")
@@ -41,9 +41,10 @@ def main(cfg: DictConfig) -> float:
             overrides=list(hydra_cfg.overrides.task),
             parent_run_id=parent_run_id(),
         )
-    except (InputError, FileNotFoundError, TrainingDiverged) as err:
-        # A bad input or a diverging loss needs its line, not a traceback; the job's MLflow
-        # run (if one started) already ended FAILED with the reason.
+    except (InputError, FileNotFoundError, TrainingDiverged, TrackingError) as err:
+        # A bad input, a diverging loss or a tracking server that is gone or refuses needs
+        # its line, not a traceback; the job's MLflow run (if one started and its server
+        # answers) already ended FAILED with the reason.
         log.error("%s: %s", type(err).__name__, err)
         if hydra_cfg.mode == RunMode.RUN:
             raise SystemExit(1) from None

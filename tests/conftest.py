@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -73,13 +76,18 @@ def run_cli(args: list[str], *, cwd: Path, timeout: float = 600) -> subprocess.C
 
 
 def run_script(
-    script: str, args: list[str], *, cwd: Path, timeout: float = 600
+    script: str,
+    args: list[str],
+    *,
+    cwd: Path,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``src/<script>`` in a fresh interpreter, in ``cwd``."""
+    """Run ``src/<script>`` in a fresh interpreter, in ``cwd``; ``env`` adds variables."""
     return subprocess.run(
         [sys.executable, str(ROOT / "src" / script), *args],
         cwd=cwd,
-        env=cli_env(),
+        env=cli_env() | (env or {}),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -129,21 +137,29 @@ def wait_for(condition, *, what: str, process: subprocess.Popen | None = None, p
         time.sleep(poll)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @contextlib.contextmanager
-def serve_mlflow(args: list[str], *, cwd: Path) -> Iterator[str]:
-    """Run ``mlflow <args>`` on a free local port in ``cwd``; yield its URL once healthy.
+def serve_mlflow(
+    args: list[str], *, cwd: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
+    """Run ``mlflow <args>`` on ``port`` (default: a free one) of 127.0.0.1 in ``cwd``, with
+    ``env`` added to the environment; yield its URL once healthy.
 
     The server runs in its own process group (it starts worker processes beside itself),
     and the whole group is stopped afterwards.
     """
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = (cwd / f"mlflow-{args[0]}-{port}.log").open("w")
+    port = port or free_port()
+    log = (cwd / f"mlflow-{args[0]}-{port}.log").open("a")
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", *args, "--port", str(port)],
         cwd=cwd,
-        env=cli_env(),
+        env=cli_env() | (env or {}),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -168,6 +184,57 @@ def serve_mlflow(args: list[str], *, cwd: Path) -> Iterator[str]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+class BackgroundCli:
+    """``src/train.py`` in the background, its output read line by line as it comes."""
+
+    def __init__(self, args: list[str], cwd: Path, *, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "src" / "train.py"), *args],
+            cwd=cwd,
+            env=cli_env() | (env or {}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for_line(self, pattern: str) -> str:
+        """Block until a line matching ``pattern`` appears; fail if the process ends first."""
+
+        def matching_line():
+            while not self.lines.empty():
+                line = self.lines.get()
+                self.output.append(line)
+                if re.search(pattern, line):
+                    return line
+            return None
+
+        return wait_for(matching_line, what=f"a line matching {pattern!r}", process=self.process)
+
+    def finish(self, timeout: float = 600) -> str:
+        """Wait for the process to end; return all its output."""
+        self.process.wait(timeout=timeout)
+        self._reader.join()  # it ends at the end of the output
+        while not self.lines.empty():
+            self.output.append(self.lines.get())
+        return "".join(self.output)
+
+    def interrupt(self, sig: signal.Signals) -> int:
+        self.process.send_signal(sig)
+        return self.process.wait(timeout=600)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,23 +1,16 @@
 """Failures through the real command line: exit codes, signals, parallel and resumed
-sweeps, other launchers, a live server. What needs no subprocess is in test_experiment.py."""
+sweeps, other launchers. What needs no subprocess is in test_experiment.py; sweeps against
+a live tracking server are in test_team_server.py."""
 
 from __future__ import annotations
 
 import csv
-import queue
-import re
-import shutil
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY, cli_env, run_cli, serve_mlflow, wait_for
+from conftest import TINY, BackgroundCli, run_cli
 from mlflow.tracking import MlflowClient
-
-import report
 
 pytestmark = pytest.mark.slow
 
@@ -37,48 +30,6 @@ def _all_runs(client: MlflowClient, experiment: str = "aesweep"):
 def _summary_rows(cwd: Path) -> list[dict[str, str]]:
     [path] = cwd.glob("multirun/*/*/summary.csv")
     return list(csv.DictReader(path.open()))
-
-
-class _Cli:
-    """``src/train.py`` in the background, its output read line by line as it comes."""
-
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "src" / "train.py"), *args],
-            cwd=cwd,
-            env=cli_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def wait_for_line(self, pattern: str) -> str:
-        """Block until a line matching ``pattern`` appears; fail if the process ends first."""
-
-        def matching_line():
-            while not self.lines.empty():
-                line = self.lines.get()
-                self.output.append(line)
-                if re.search(pattern, line):
-                    return line
-            return None
-
-        return wait_for(matching_line, what=f"a line matching {pattern!r}", process=self.process)
-
-    def interrupt(self, sig: signal.Signals) -> int:
-        self.process.send_signal(sig)
-        return self.process.wait(timeout=600)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
 
 
 # One case per place a bad value is caught: the schema, the data loader, Hydra's own
@@ -110,7 +61,7 @@ def _assert_nothing_running(client: MlflowClient):
 
 
 def test_sigterm_ends_a_run_killed_with_its_metrics_kept(workdir):
-    cli = _Cli([*TINY, "train.epochs=100000", "train.progress_every=1"], workdir)
+    cli = BackgroundCli([*TINY, "train.epochs=100000", "train.progress_every=1"], workdir)
     try:
         cli.wait_for_line(r"epoch +2/100000")  # training, with epochs logged
         assert cli.interrupt(signal.SIGTERM) != 0
@@ -125,7 +76,7 @@ def test_sigterm_ends_a_run_killed_with_its_metrics_kept(workdir):
 def test_ctrl_c_kills_a_sweep_and_resume_finishes_it_without_repeating_work(workdir):
     sweep = ["-m", *TINY, *NO_MODEL, "arch=pixels,ffn", "train.epochs=400"]
     sweep += ["train.progress_every=1"]
-    cli = _Cli(sweep, workdir)
+    cli = BackgroundCli(sweep, workdir)
     try:
         cli.wait_for_line(r"epoch +2/400")  # the second job is training
         assert cli.interrupt(signal.SIGINT) != 0
@@ -202,47 +153,6 @@ def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir)
     ]
     assert "loss diverged" in rows[2]["status"]
     _assert_nothing_running(client)
-
-
-@pytest.fixture
-def mlflow_server(tmp_path, empty_store):
-    """A real ``mlflow server`` on 127.0.0.1 with its own backend and artifact folders."""
-    shutil.copyfile(empty_store, tmp_path / "server.db")
-    args = [
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'server.db'}",
-        "--artifacts-destination",
-        str(tmp_path / "server-artifacts"),
-        "--workers",
-        "1",
-    ]
-    with serve_mlflow(args, cwd=tmp_path) as url:
-        yield url
-
-
-def test_sweep_against_a_live_tracking_server(tmp_path, mlflow_server, capsys):
-    work = tmp_path / "work"
-    work.mkdir()
-    result = run_cli(["-m", *TINY, "arch=ffn", f"tracking.uri={mlflow_server}"], cwd=work)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert not (work / "mlflow.db").exists() and not (work / "mlruns").exists()
-    client = MlflowClient(tracking_uri=mlflow_server)
-    runs = _all_runs(client)
-    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
-    for run in runs:
-        if "arch" not in run.data.tags:
-            continue
-        assert "test/acc" in run.data.metrics
-        path = client.download_artifacts(run.info.run_id, "figures/latent_grid.png", str(tmp_path))
-        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    [ffn] = [r for r in runs if r.data.tags.get("arch") == "ffn"]
-    assert len(client.get_metric_history(ffn.info.run_id, "train/loss")) == 2
-    assert f"{mlflow_server}/#/experiments/" in result.stdout
-    assert report.main(["--tracking-uri", mlflow_server]) == 0
-    assert capsys.readouterr().out.count("\n| ") == 2  # the job and the reference
 
 
 def test_submitit_local_launcher_runs_each_job_in_its_own_process(workdir):

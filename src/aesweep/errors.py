@@ -1,4 +1,5 @@
-"""The errors a user sees as one line: bad input, and a run whose loss diverged."""
+"""The errors a user sees as one line: bad input, a diverging loss, a tracking server that
+does not answer or refuses."""
 
 
 class InputError(ValueError):
@@ -6,9 +7,21 @@ class InputError(ValueError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss blew up; ``epoch`` is the 1-based epoch where it happened."""
+    """The loss blew up; ``epoch`` is the 1-based epoch (or other ``unit``) where it happened."""
 
-    def __init__(self, epoch: int, loss: float, why: str = "") -> None:
-        super().__init__(f"loss diverged to {loss:.4g} at epoch {epoch}{why}")
+    def __init__(self, epoch: int, loss: float, why: str = "", *, unit: str = "epoch") -> None:
+        super().__init__(f"loss diverged to {loss:.4g} at {unit} {epoch}{why}")
         self.epoch = epoch
         self.loss = loss
+
+
+class TrackingError(RuntimeError):
+    """The tracking server could not record a run: reported as one line naming the server."""
+
+
+class TrackingUnavailable(TrackingError):
+    """The tracking server did not answer (not running, unreachable, or gone mid-job)."""
+
+
+class TrackingRefused(TrackingError):
+    """The tracking server answered 401 (no or wrong login) or 403 (no permission)."""

@@ -35,6 +35,7 @@ from keras import layers, ops
 
 from aesweep.config import FinetuneConfig, FinetuneName, Optimizer
 from aesweep.errors import TrainingDiverged
+from aesweep.training import encode
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,6 @@ def centres_of(model: keras.Model) -> np.ndarray:
 
 def assign(model: keras.Model, x: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
     """Soft assignments q of the digits ``x`` (rows of q sum to 1)."""
-    from aesweep.training import encode
-
     return encode(model, x, batch_size=batch_size)
 
 
@@ -126,8 +125,12 @@ class Update:
     recon: float | None = None
 
     def metrics(self) -> dict[str, float]:
-        values = {"finetune/changed": self.changed, "finetune/kl": self.kl}
-        values["finetune/recon"] = self.recon
+        """``finetune/changed``, and ``finetune/kl``, ``finetune/recon`` where measured."""
+        values = {
+            "finetune/changed": self.changed,
+            "finetune/kl": self.kl,
+            "finetune/recon": self.recon,
+        }
         return {k: v for k, v in values.items() if v is not None}
 
 
@@ -159,7 +162,7 @@ def fine_tune(
     Raises
     ------
     TrainingDiverged
-        When a loss is no longer finite (the step is reported as the epoch).
+        When a loss is no longer finite.
     """
     if config.name == FinetuneName.none:
         raise ValueError("finetune=none: nothing to fine-tune")
@@ -206,7 +209,7 @@ def fine_tune(
         last_losses = (float(kl), float(recon) if idec else None)
         step += n_steps
         if not all(math.isfinite(v) for v in last_losses if v is not None):
-            raise TrainingDiverged(step, last_losses[0], " (fine-tuning step)")
+            raise TrainingDiverged(step, last_losses[0], unit="fine-tuning step")
     seconds = time.perf_counter() - start
     why = f"fewer than {config.tol:g} of the labels changed" if converged else "max_steps"
     log.info("%s stopped after %d steps (%s), %.1f s", config.name, step, why, seconds)

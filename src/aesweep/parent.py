@@ -8,24 +8,30 @@ in MLflow (:mod:`aesweep.review`, which serves ``src/report.py`` just as well).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Run, RunStatus
+from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 
-from aesweep import figures
+from aesweep import figures, server
 from aesweep.config import ExperimentConfig
 from aesweep.experiment import pixel_reference
 from aesweep.review import (
     ROLE_TAG,
     SELECTION_TAG,
+    TRIAL_TAG,
     load_sweep,
     reference_metrics,
+    search_figures,
+    searched_name,
     selection_id,
     sweep_figures,
 )
@@ -33,7 +39,11 @@ from aesweep.summary import to_csv, to_markdown
 from aesweep.sweep import PARENT_FILE
 from aesweep.tracking import Tracker, code_tags, ui_link
 
+if TYPE_CHECKING:
+    from aesweep.search import SearchRecord
+
 log = logging.getLogger(__name__)
+SEARCH_TAG = "aesweep.search"  # on a search's parent: its Optuna study, shared by its resumptions
 
 
 class SweepParent:
@@ -54,16 +64,18 @@ class SweepParent:
         )
         self.client = MlflowClient(tracker.tracking_uri)
         sweep_dir = sweep_dir.resolve()
-        run = self.client.create_run(
-            tracker.experiment_id,
-            run_name=f"sweep-{sweep_dir.parent.name}-{sweep_dir.name}",
-            tags={
-                ROLE_TAG: "sweep",
-                "aesweep.command": shlex.join(["python", *sys.argv]),
-                "aesweep.sweep_dir": str(sweep_dir),
-                **code_tags(),
-            },
-        )
+        doing = f"the sweep's parent run in experiment {base.tracking.experiment!r}"
+        with server.translate_errors(tracker.tracking_uri, doing):
+            run = self.client.create_run(
+                tracker.experiment_id,
+                run_name=f"sweep-{sweep_dir.parent.name}-{sweep_dir.name}",
+                tags={
+                    ROLE_TAG: "sweep",
+                    "aesweep.command": shlex.join(["python", *sys.argv]),
+                    "aesweep.sweep_dir": str(sweep_dir),
+                    **code_tags(),
+                },
+            )
         self.run_id = run.info.run_id
         # Ctrl-C, SIGTERM or a crash skip the review: the parent must not stay RUNNING.
         atexit.register(self._end_if_running)
@@ -75,8 +87,10 @@ class SweepParent:
         log.info("Sweep parent run: %s", link)
 
     def _end_if_running(self) -> None:
-        if self.client.get_run(self.run_id).info.status == "RUNNING":
-            self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.KILLED))
+        # At exit, a server that is gone gets one try, not a minute of retries.
+        with server.no_retries(), contextlib.suppress(MlflowException):
+            if self.client.get_run(self.run_id).info.status == "RUNNING":
+                self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.KILLED))
 
     def log_references(self, children: list[Run]) -> dict[str, dict[str, float]]:
         """KMeans on the pixels of each distinct set of digits the jobs saw, on the parent.
@@ -100,8 +114,19 @@ class SweepParent:
         return references
 
     def review(self, sweep_dir: Path) -> int:
-        """Table, files, figures and final status of the sweep; returns its failed jobs."""
+        """Table, files, figures and final status of the sweep; returns its failed jobs.
+
+        Raises :class:`~aesweep.errors.TrackingError` if the server does not answer.
+        """
+        with server.translate_errors(self.client.tracking_uri, "the sweep's review"):
+            return self._review(sweep_dir)
+
+    def _review(self, sweep_dir: Path) -> int:
         sweep = load_sweep(self.client, self.run_id)
+        search = _search_record(sweep_dir)  # None for a grid
+        if search is not None:
+            self._tag_trials(search, sweep.children)
+            sweep = load_sweep(self.client, self.run_id)
         sweep.references = self.log_references(sweep.children)
         columns, rows = sweep.table()
         markdown, csv_text = to_markdown(columns, rows), to_csv(columns, rows)
@@ -112,6 +137,14 @@ class SweepParent:
             self.client.log_figure(self.run_id, figure, f"figures/{name}.png")
             figures.plt.close(figure)
         failed = sum(job.status != "FINISHED" for job in sweep.jobs)
+        if search is not None:
+            self._log_search(search)
+            if failed and search.best() is not None:
+                # A search explores: a diverging draw is a result, not a broken sweep.
+                log.warning(
+                    "%d of %d trials failed; see the status column", failed, len(sweep.jobs)
+                )
+                failed = 0
         status = RunStatus.FAILED if failed else RunStatus.FINISHED
         self.client.set_terminated(self.run_id, RunStatus.to_string(status))
         experiment_id = sweep.parent.info.experiment_id
@@ -122,3 +155,52 @@ class SweepParent:
         if failed:
             log.error("%d of %d jobs failed; see the status column above", failed, len(sweep.jobs))
         return failed
+
+    def _tag_trials(self, search: SearchRecord, children: list[Run]) -> None:
+        """Tag each job of a search with its trial number, matched by its overrides."""
+        unclaimed: dict[str, list[int]] = {}
+        for trial in search.trials:
+            if trial.overrides is not None:
+                unclaimed.setdefault(shlex.join(trial.overrides), []).append(trial.number)
+        for run in children:  # in start order: duplicate draws take their numbers in turn
+            numbers = unclaimed.get(run.data.tags.get("overrides", ""))
+            if numbers:
+                self.client.set_tag(run.info.run_id, TRIAL_TAG, str(numbers.pop(0)))
+
+    def _log_search(self, search: SearchRecord) -> None:
+        """The study, its space and best trial as params and metrics, and two figures."""
+        sampler = search.sampler
+        params = {
+            "search.study": search.study_name,
+            "search.storage": search.storage or "memory",
+            "search.direction": search.direction,
+            "search.n_trials": search.n_trials,
+            "search.sampler": str(sampler.get("_target_", "")).rsplit(".", 1)[-1],
+            "search.seed": sampler.get("seed"),
+            **{f"search.space.{searched_name(key)}": d["spec"] for key, d in search.space.items()},
+        }
+        now = int(time.time() * 1000)
+        metrics = {"search/trials": len(search.trials)}
+        best = search.best()
+        if best is not None:
+            params |= {f"best.{searched_name(key)}": value for key, value in best.params.items()}
+            metrics |= {f"best/{search.objective.replace('/', '_')}": best.value}
+            metrics |= {"best/trial": best.number}
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+            params=[Param(key, str(value)) for key, value in params.items()],
+            tags=[RunTag(SEARCH_TAG, search.study_name)],
+        )
+        for name, figure in search_figures(search).items():
+            self.client.log_figure(self.run_id, figure, f"figures/{name}.png")
+            figures.plt.close(figure)
+
+
+def _search_record(sweep_dir: Path) -> SearchRecord | None:
+    """What a search left in its sweep folder (:mod:`aesweep.search`), or None."""
+    if not (sweep_dir / "search.json").is_file():  # aesweep.search.SEARCH_FILE
+        return None  # a grid: no need to load Optuna
+    from aesweep.search import SearchRecord
+
+    return SearchRecord.read(sweep_dir)

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -32,9 +33,13 @@ from aesweep.summary import (
 )
 from aesweep.tracking import MAP_ARTIFACT, PANEL_ARTIFACT, RESUMED_FROM_TAG
 
+if TYPE_CHECKING:
+    from aesweep.search import SearchRecord
+
 ROLE_TAG = "aesweep.role"  # "sweep" on parent runs, so the latest sweep can be found
 SELECTION_TAG = "aesweep.data_selection"  # on a job: its digits' settings and seed (JSON)
 REFERENCE_PREFIX = "reference/"  # the parent's metrics of KMeans on raw pixels
+TRIAL_TAG = "aesweep.trial"  # on a search's job: its Optuna trial number
 #: per job: its t-SNE map (coords, labels_true, labels_pred, index into the training digits)
 
 
@@ -86,6 +91,7 @@ def job_record(run: Run) -> JobRecord:
         failure=tags.get("failure_reason", ""),
         run_id=run.info.run_id,
         selection=selection_id(tags.get(SELECTION_TAG, "")),
+        trial=int(tags[TRIAL_TAG]) if TRIAL_TAG in tags else None,
     )
 
 
@@ -153,6 +159,35 @@ def sweep_figures(client: MlflowClient, sweep: Sweep) -> dict[str, object]:
     if maps:
         out["sweep_latent_maps"] = figures.sweep_latent_maps(maps)
     return out
+
+
+def searched_name(key: str) -> str:
+    """A searched key as an MLflow name: ``+a.b`` -> ``a.b``."""
+    return key.lstrip("+~")
+
+
+def search_figures(search: SearchRecord) -> dict[str, object]:
+    """A search's two figures, by artifact name: the best so far, and each key's effect."""
+    trials = search.trials
+    numbers = np.array([t.number for t in trials])
+    values = np.array([np.nan if t.value is None else t.value for t in trials])
+    maximize = search.direction == "maximize"
+    keys = {searched_name(key): key for key in search.space}
+    space = {name: search.space[key] for name, key in keys.items()}
+    return {
+        "search_history": figures.search_history(
+            numbers, values, objective=search.objective, maximize=maximize
+        ),
+        "search_params": figures.search_params(
+            {name: [t.params.get(key) for t in trials] for name, key in keys.items()},
+            values,
+            numbers,
+            objective=search.objective,
+            log_scale={name: d["log"] for name, d in space.items()},
+            categorical={name: d["kind"] == "categorical" for name, d in space.items()},
+            maximize=maximize,
+        ),
+    }
 
 
 def _scores_by_config(sweep: Sweep, keys: list[str]) -> tuple[dict, dict]:

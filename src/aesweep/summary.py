@@ -41,6 +41,7 @@ class JobRecord:
     failure: str = ""
     run_id: str = ""
     selection: str = ""  # which digits (data settings and seed): jobs alike share a reference
+    trial: int | None = None  # a search's Optuna trial number; None in a grid
 
 
 def _override_items(overrides: Sequence[str]) -> dict[str, str]:
@@ -60,10 +61,29 @@ def swept_keys(jobs: Sequence[JobRecord]) -> list[str]:
     return ["arch", *varying]
 
 
+class Sampled(float):
+    """A value a search drew (``lr=0.0031415926535``): shown to 4 digits, stored in full."""
+
+    def __str__(self) -> str:
+        return f"{float(self):.4g}"
+
+
+def _sampled(value: str) -> str | Sampled:
+    """A drawn float as :class:`Sampled`; other values (choices, integers) as they are."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return Sampled(number) if any(c in value for c in ".e") else value
+
+
 def _swept_values(job: JobRecord, keys: Sequence[str]) -> dict[str, str]:
     """The job's value of each swept key other than arch: as typed, else its param."""
     overrides = _override_items(job.overrides)
-    return {k: overrides.get(k, job.params.get(k, "")) for k in keys if k != "arch"}
+    values = {k: overrides.get(k, job.params.get(k, "")) for k in keys if k != "arch"}
+    if job.trial is None:
+        return values
+    return {k: _sampled(v) for k, v in values.items()}
 
 
 def job_title(job: JobRecord, keys: Sequence[str]) -> str:
@@ -74,6 +94,8 @@ def job_title(job: JobRecord, keys: Sequence[str]) -> str:
 
 def _job_row(job: JobRecord, keys: Sequence[str]) -> dict[str, object]:
     row: dict[str, object] = {"arch": job.params.get("arch.name", "")}
+    if job.trial is not None:
+        row[TRIAL] = job.trial
     row |= _swept_values(job, keys)
     epochs = job.metrics.get("train/epochs", job.metrics.get("epochs_reached", math.nan))
     row |= {
@@ -82,7 +104,11 @@ def _job_row(job: JobRecord, keys: Sequence[str]) -> dict[str, object]:
         "train/loss": job.metrics.get("train/loss", math.nan),
         "val/loss": job.metrics.get("val/loss", math.nan),
         **{key: job.metrics.get(key, math.nan) for key in SCORE_KEYS},
-        "minutes": job.metrics.get("time/train_s", math.nan) / 60,
+        # what the job spent on its network: training (or loading it) and fine-tuning
+        "minutes": (
+            job.metrics.get("time/train_s", math.nan) + job.metrics.get("time/finetune_s", 0)
+        )
+        / 60,
     }
     return row
 
@@ -103,6 +129,7 @@ class Spread(float):
 
 
 REPLICATE_KEY = "seed"  # jobs that differ only in this key are replicates of one config
+TRIAL = "trial"  # a search's first column: the Optuna trial number of each job
 NUMERIC = [name for name, _ in VALUE_COLUMNS if name != "status"]
 
 
@@ -157,9 +184,12 @@ def summary_rows(
     (selection -> scores), and groups come in the order of their best job. Most sweeps
     have one group: all jobs, then one reference row.
 
+    A search's jobs (those with a ``trial``) rank the same way, best first, with their
+    trial number in a first column :data:`TRIAL`.
+
     Returns
     -------
-    columns : list of str, the swept keys followed by :data:`VALUE_COLUMNS` names
+    columns : list of str, [trial,] the swept keys, then :data:`VALUE_COLUMNS` names
     rows : list of dict keyed by those columns
     """
     keys = swept_keys(jobs)
@@ -181,10 +211,13 @@ def summary_rows(
         if references and selection in references:
             table.append(_reference_row(references[selection], rows, selection_keys))
     table += replicate_rows(table, keys)
-    return [*keys, *(name for name, _ in VALUE_COLUMNS)], table
+    trial = [TRIAL] if any(job.trial is not None for job in jobs) else []
+    return [*trial, *keys, *(name for name, _ in VALUE_COLUMNS)], table
 
 
 def _cell(value: object) -> str:
+    if isinstance(value, Sampled):
+        return str(value)
     if isinstance(value, Spread) and not math.isnan(value.sd):
         return f"{_cell(float(value))} ± {value.sd:.3f}"
     if isinstance(value, float):
@@ -240,4 +273,4 @@ def _csv_cell(column: str, value: object) -> object:
         return ""
     if column == "minutes":
         return round(value, 3)  # a wall time; more digits are noise, and 6.9e-07 reads badly
-    return float(value) if isinstance(value, Spread) else value
+    return float(value) if isinstance(value, Spread | Sampled) else value

@@ -18,10 +18,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from aesweep.config import to_experiment_config
-from aesweep.errors import InputError
+from aesweep.errors import InputError, TrackingError
 
 if TYPE_CHECKING:
     from aesweep.parent import SweepParent
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARENT_FILE = "mlflow_parent_run.json"  # in the sweep folder: how jobs find their parent
+SEARCH_SWEEPER = "AesweepOptunaSweeper"  # hydra/sweeper=aesweep_optuna (hparams_search=optuna)
 
 
 def parent_run_id() -> str | None:
@@ -56,15 +57,30 @@ class MlflowSweepCallback(Callback):
             from aesweep.parent import SweepParent  # MLflow, and TensorFlow for the references
 
             sweep_dir = Path(config.hydra.sweep.dir)
-            self.parent = SweepParent(base, sweep_dir=sweep_dir, root=Path(hydra_original_cwd()))
+            root = Path(hydra_original_cwd())
+            try:
+                self.parent = SweepParent(base, sweep_dir=sweep_dir, root=root)
+            except (InputError, TrackingError) as err:
+                log.error("%s: %s", type(err).__name__, err)
+                sys.exit(1)  # no server, or a refused login: no job could record anything
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        if self.parent is not None and self.parent.review(Path(config.hydra.sweep.dir)):
+        if self.parent is None:
+            return
+        try:
+            failed = self.parent.review(Path(config.hydra.sweep.dir))
+        except TrackingError as err:
+            log.error("%s: %s", type(err).__name__, err)
+            sys.exit(1)
+        if failed:
             sys.exit(1)  # a job failed: the table says which and why
 
 
 def validate_jobs(config: DictConfig) -> None:
-    """Compose and check every job of a basic-sweeper multirun before the first one starts.
+    """Compose and check every job of a multirun before the first one starts.
+
+    A grid's jobs are all known; a search's are drawn as it goes, so each value of its
+    space is checked instead (:func:`aesweep.search.validate_space`).
 
     Raises
     ------
@@ -84,12 +100,25 @@ def validate_jobs(config: DictConfig) -> None:
             "install the hydra-core version in uv.lock"
         ) from err
 
-    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        return  # other sweepers (Optuna, ...) draw their jobs as they go
+    def check(overrides: list[str]) -> None:
+        to_experiment_config(compose(config.hydra.job.config_name, overrides=overrides))
+
+    sweeper = str(config.hydra.sweeper.get("_target_", ""))
+    if sweeper.endswith(SEARCH_SWEEPER):
+        # A search draws its jobs as it goes: check each value of its space instead.
+        from aesweep import search
+
+        params = config.hydra.sweeper.params
+        params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
+        space, fixed = search.parse_space(params, list(config.hydra.overrides.task))
+        search.validate_space(space, fixed, check)
+        return
+    if not sweeper.endswith("BasicSweeper"):
+        return  # other sweepers (Nevergrad, ...) draw their jobs as they go
     overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
     for batch in BasicSweeper.split_arguments(overrides, None):
         for job_overrides in batch:
-            to_experiment_config(compose(config.hydra.job.config_name, overrides=job_overrides))
+            check(job_overrides)
 
 
 def hydra_original_cwd() -> str:

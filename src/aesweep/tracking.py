@@ -26,6 +26,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
 
+from aesweep import server
+from aesweep.errors import TrackingUnavailable
+
 log = logging.getLogger(__name__)
 
 PANEL_ARTIFACT = "latents/panel.npz"  # one digit of each label with its latent vector
@@ -156,52 +159,124 @@ class Tracker:
 
     enabled = True
 
-    def __init__(self, *, tracking_uri: str, experiment_id: str) -> None:
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        experiment_id: str,
+        experiment: str = "",
+        output_dir: Path | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
+        self.experiment = experiment or experiment_id  # its name, for messages
+        self.output_dir = output_dir  # where metrics the server never got are left
         self.run_id: str | None = None
-        self._pending: list[Metric] = []  # per-epoch metrics not yet written
+        self._pending: list[Metric] = []  # metrics not yet written (kept on an error)
         self._last_flush = time.monotonic()
+        self._flush_failing = False
 
     @classmethod
     def connect(
-        cls, *, enabled: bool, uri: str | None, experiment: str, root: Path
+        cls,
+        *,
+        enabled: bool,
+        uri: str | None,
+        experiment: str,
+        root: Path,
+        output_dir: Path | None = None,
     ) -> Tracker | NullTracker:
-        """Point MLflow at the store and experiment; a :class:`NullTracker` when disabled."""
+        """Point MLflow at the store and experiment; a :class:`NullTracker` when disabled.
+
+        A tracking server is asked first whether it answers, so that a job pointed at
+        none fails in seconds (:class:`~aesweep.errors.TrackingUnavailable`); a refused
+        login raises :class:`~aesweep.errors.TrackingRefused`. Both come before any work.
+        ``output_dir`` (the job's folder, else ``root``) receives the metrics of a run whose
+        server went away for good.
+        """
         if not enabled:
             return NullTracker()
         tracking_uri = resolve_tracking_uri(uri, root)
+        if server.is_http(tracking_uri):
+            server.check_server(tracking_uri)
+            server.use_retry_budget()
         mlflow.set_tracking_uri(tracking_uri)
-        experiment_id = ensure_experiment(experiment, root=root)
-        return cls(tracking_uri=tracking_uri, experiment_id=experiment_id)
+        with server.translate_errors(tracking_uri, f"the lookup of experiment {experiment!r}"):
+            experiment_id = ensure_experiment(experiment, root=root)
+        return cls(
+            tracking_uri=tracking_uri,
+            experiment_id=experiment_id,
+            experiment=experiment,
+            output_dir=output_dir or root,
+        )
 
     @contextlib.contextmanager
     def run(
         self, *, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
     ) -> Iterator[Tracker]:
-        """Start a run; it ends FINISHED, FAILED on an error, KILLED on an interrupt."""
-        active = mlflow.start_run(
-            experiment_id=self.experiment_id,
-            run_name=run_name,
-            tags=dict(tags),
-            parent_run_id=parent_run_id,
-            nested=parent_run_id is not None,
-        )
+        """Start a run; it ends FINISHED, FAILED on an error, KILLED on an interrupt.
+
+        A server that stops answering mid-run (through MLflow's retries) ends the job with
+        :class:`~aesweep.errors.TrackingUnavailable`, its unsent metrics in ``output_dir``.
+        """
+        doing = f"a new run in experiment {self.experiment!r}"
+        with server.translate_errors(self.tracking_uri, doing):
+            active = mlflow.start_run(
+                experiment_id=self.experiment_id,
+                run_name=run_name,
+                tags=dict(tags),
+                parent_run_id=parent_run_id,
+                nested=parent_run_id is not None,
+            )
         self.run_id = active.info.run_id
-        status = RunStatus.FAILED
         try:
             yield self
-            status = RunStatus.FINISHED
         except (KeyboardInterrupt, SystemExit):
-            status = RunStatus.KILLED
+            self._end(RunStatus.KILLED)
             raise
         except BaseException as err:
-            self.set_tags({"failure_reason": f"{type(err).__name__}: {err}"[:5000]})
+            gone = isinstance(err, MlflowException) and server.unreachable(err)
+            self._end(RunStatus.FAILED, f"{type(err).__name__}: {err}"[:5000], gone=gone)
+            if gone:  # it answered again in time for the run's end, not for the job
+                raise TrackingUnavailable(
+                    f"tracking server {self.tracking_uri} stopped answering "
+                    f"({server.reason(err)}) through {server.retry_budget()}"
+                ) from err
             raise
-        finally:
-            self.flush()
-            mlflow.flush_async_logging()
-            mlflow.end_run(status=RunStatus.to_string(status))
+        else:
+            self._end(RunStatus.FINISHED)
+
+    def _end(self, status: int, failure_reason: str | None = None, *, gone: bool = False) -> None:
+        """End the run with ``status``; if its server is gone, leave what it did not get
+        (metrics, status, reason) in ``output_dir`` and raise TrackingUnavailable."""
+        try:
+            # A server that already failed to answer gets one more try each, not a minute.
+            with server.no_retries() if gone else contextlib.nullcontext():
+                if failure_reason:
+                    self.set_tags({"failure_reason": failure_reason})
+                self.flush()
+                mlflow.flush_async_logging()
+                mlflow.end_run(status=RunStatus.to_string(status))
+        except MlflowException as err:
+            if not server.unreachable(err):
+                raise
+            with server.no_retries(), contextlib.suppress(MlflowException):
+                # forget the run here, or MLflow's exit handler waits on the server again
+                mlflow.end_run(status=RunStatus.to_string(status))
+            path = server.save_unsent(
+                self.output_dir or Path.cwd(),
+                tracking_uri=self.tracking_uri,
+                run_id=self.run_id,
+                metrics=self._pending,
+                status=RunStatus.to_string(status),
+                failure_reason=failure_reason,
+            )
+            raise TrackingUnavailable(
+                f"tracking server {self.tracking_uri} stopped answering ({server.reason(err)}) "
+                f"through {server.retry_budget()}; run {self.run_id} is left RUNNING there and "
+                f"{len(self._pending)} metric values unsent in {path}: send them once it "
+                f"is back with `{server.SEND_COMMAND} {path}`"
+            ) from err
 
     def find_finished(self, tag: str, value: str) -> mlflow.entities.Run | None:
         """The latest FINISHED run of this experiment whose ``tag`` equals ``value``."""
@@ -234,7 +309,10 @@ class Tracker:
         mlflow.log_params({k: "None" if v is None else v for k, v in params.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None) -> None:
-        mlflow.log_metrics(dict(metrics), step=step)
+        """Write ``metrics`` now, with the pending per-epoch ones (kept if the write fails)."""
+        now = int(time.time() * 1000)
+        self._pending += [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        self.flush()
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
@@ -262,17 +340,35 @@ class Tracker:
 
         Epochs are written in batches (every :data:`FLUSH_SECONDS`, and when the run ends,
         also on Ctrl-C): one database write per epoch cost several percent of a short epoch.
+        A batch the server does not take stays pending and goes with the next one, so a
+        server that is away for a while stalls no training and loses no epoch.
         """
         names = {"loss": "train/loss", "val_loss": "val/loss"}
         now = int(time.time() * 1000)
         self._pending += [
             Metric(names[k], float(v), now, epoch) for k, v in losses.items() if k in names
         ]
-        if time.monotonic() - self._last_flush > FLUSH_SECONDS:
-            self.flush()
+        if time.monotonic() - self._last_flush <= FLUSH_SECONDS:
+            return
+        self._last_flush = time.monotonic()
+        try:
+            with server.no_retries():  # the next batch is the retry
+                self.flush()
+        except MlflowException as err:
+            if not self._flush_failing:
+                log.warning(
+                    "tracking server %s: %s; keeping the epochs' metrics to send later",
+                    self.tracking_uri,
+                    server.reason(err) if server.unreachable(err) else str(err).splitlines()[0],
+                )
+            self._flush_failing = True
+        else:
+            if self._flush_failing:
+                log.info("tracking server %s answers again: metrics sent", self.tracking_uri)
+            self._flush_failing = False
 
     def flush(self) -> None:
-        """Write the pending per-epoch metrics."""
+        """Write the pending metrics; on an error they stay pending, nothing is dropped."""
         if self._pending and self.run_id is not None:
             MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=self._pending)
         self._pending = []

@@ -1,0 +1,442 @@
+"""Search instead of grids: an Optuna study over a space written in Hydra's override grammar.
+
+The project's Hydra sweeper (``hydra/sweeper=aesweep_optuna``, the plugin in
+``src/hydra_plugins/aesweep_optuna_sweeper``) is a thin adapter over :func:`run_search`:
+Optuna's ask/tell API proposes each trial's overrides, Hydra's launcher runs them as jobs
+(so every trial is an ordinary job of the sweep, with its MLflow child run), and the job's
+return value (held-out ``test/acc``) goes back to the study.
+
+A space is ``key: spec`` pairs, ``spec`` in Hydra's grammar: ``choice(ffn,cnn)`` (or
+``ffn,cnn``), ``range(16,65,16)``, ``interval(1e-4,1e-2)``, ``int(interval(8,128))``, and
+``tag(log, ...)`` for a log scale. The study lives in a persistent storage under a name
+derived from the search, so the same command resumes it. The outcome goes to the sweep
+folder as :data:`SEARCH_FILE`, which the sweep's parent run reads (:mod:`aesweep.parent`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, Transformer, ValueType
+from hydra.errors import HydraException
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from aesweep.errors import InputError
+from aesweep.summary import OBJECTIVE
+
+log = logging.getLogger(__name__)
+
+SEARCH_FILE = "search.json"  # in the sweep folder: the study's trials, for the parent run
+#: overrides that change how a trial runs or where it is recorded, not its result; a study's
+#: name leaves them out, so that adding one (say, resume=true) still resumes the study
+NOT_IN_STUDY = ("resume", "reuse_model", "train.threads", "train.progress_every", "tracking")
+#: user attributes of a study's trials (see :func:`counts_towards_budget`)
+FAILURE_ATTR = "aesweep.failure"  # the job ran and failed: a NaN or an error
+SKIPPED_ATTR = "aesweep.skipped"  # PRUNED, never launched: the drawn config is invalid
+RETRY_ATTR = "aesweep.retry_of"  # enqueued again after an interrupted run
+MAX_SKIPPED = 100  # invalid draws in a row before the space is declared empty
+
+#: ``check(overrides)`` composes one job's config and raises if it is invalid
+Check = Callable[[list[str]], None]
+#: ``launch(batch, initial_job_idx)`` runs one batch of jobs, returning their values or errors
+Launch = Callable[[list[list[str]], int], list["JobOutcome"]]
+
+
+# --- The space -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched key: its override key (``+`` included), the spec as typed, Optuna's
+    distribution, and the values that :func:`validate_space` composes."""
+
+    key: str
+    spec: str
+    distribution: BaseDistribution
+    probes: tuple[Any, ...]
+
+    def override(self, value: Any) -> str:
+        """``lr=0.0031``: the override that sets this key to ``value``."""
+        return f"{self.key}={Transformer.str(value)}"
+
+
+def _fail(line: str, why: str) -> InputError:
+    return InputError(f"search space {line}: {why}")
+
+
+def dimension(override: Override, line: str) -> Dimension:
+    """The :class:`Dimension` of one sweep override (``choice``, ``range``, ``interval``).
+
+    Raises
+    ------
+    InputError
+        Naming the override, for a glob, an empty range, a low bound above the high one or
+        a log scale that reaches zero.
+    """
+    key, value = override.get_key_element(), override.value()
+    spec = line.partition("=")[2]
+    if override.is_choice_sweep() or override.is_range_sweep():
+        if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+            raise _fail(line, "glob() is not a search dimension; use choice(...)")
+        choices = list(override.sweep_iterator(transformer=Transformer.encode))
+        if not choices:
+            raise _fail(line, "the range is empty")
+        step = getattr(value, "step", None)
+        if override.is_range_sweep() and all(isinstance(c, int) for c in choices) and step > 0:
+            distribution = IntDistribution(choices[0], choices[-1], step=int(step))
+            return Dimension(key, spec, distribution, (choices[0], choices[-1]))
+        return Dimension(key, spec, CategoricalDistribution(choices), tuple(choices))
+    if override.is_interval_sweep():
+        low, high, log_scale = value.start, value.end, "log" in value.tags
+        if low > high:
+            raise _fail(line, f"its low bound {low} is above its high bound {high}")
+        if log_scale and low <= 0:
+            raise _fail(line, f"a log scale needs a low bound above 0, not {low}")
+        if isinstance(low, int) and isinstance(high, int):
+            distribution = IntDistribution(low, high, log=log_scale)
+        else:
+            distribution = FloatDistribution(float(low), float(high), log=log_scale)
+        return Dimension(key, spec, distribution, (low, high))
+    raise _fail(line, "use choice(...), range(...) or interval(...)")
+
+
+def parse_space(
+    params: Mapping[str, Any] | None, arguments: Sequence[str]
+) -> tuple[dict[str, Dimension], list[str]]:
+    """The search space and the fixed overrides of a search.
+
+    ``params`` (``hydra.sweeper.params``) come first, then the command line's
+    ``arguments``; a later entry for a key replaces an earlier one, so ``arch=cnn`` on the
+    command line pins ``arch`` and ``lr='interval(1e-3,1e-2)'`` replaces the preset's range.
+
+    Returns
+    -------
+    space : dict mapping each searched key to its :class:`Dimension`, in order
+    fixed : list of str, the overrides every trial gets
+    """
+    parser = OverridesParser.create()
+    entries: dict[str, Dimension | str] = {}
+    lines = [f"{key}={spec}" for key, spec in (params or {}).items()] + list(arguments)
+    for line in lines:
+        try:
+            override = parser.parse_override(line)
+        except HydraException as err:
+            raise _fail(line, _first_line(err)) from None
+        key = override.get_key_element()
+        entries.pop(key, None)
+        entries[key] = dimension(override, line) if override.is_sweep_override() else line
+    space = {key: entry for key, entry in entries.items() if isinstance(entry, Dimension)}
+    fixed = [entry for entry in entries.values() if isinstance(entry, str)]
+    return space, fixed
+
+
+def validate_space(space: Mapping[str, Dimension], fixed: Sequence[str], check: Check) -> None:
+    """Compose a job for each choice and each bound of each key, the others left as
+    configured: an unknown key, an unknown option or a value out of range fails here.
+
+    Combinations of keys are not tried (they are many, and some are legitimately
+    invalid: ``finetune=dec`` with ``cluster=gmm``); :func:`ask_valid` skips those.
+
+    Raises
+    ------
+    InputError
+        ``search space <key>=<spec>: <why>``, for the first value that does not compose.
+    """
+    if not space:
+        raise InputError(
+            "search space: empty; set hydra.sweeper.params or pass a sweep such as "
+            "'lr=interval(0.001,0.01)'"
+        )
+    for dim in space.values():
+        for value in dim.probes:
+            try:
+                check([*fixed, dim.override(value)])
+            except (InputError, HydraException) as err:
+                raise _fail(f"{dim.key}={dim.spec}", _first_line(err)) from None
+
+
+def _first_line(err: Exception) -> str:
+    """The line of an error a user needs; Hydra's two lines for an unknown key as one."""
+    text = str(err)
+    if "To append to your config use +" in text:  # "Could not override 'lrr'."
+        return f"{text.split(chr(39))[1]} is not a key of the config"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+# --- The study -------------------------------------------------------------------------
+
+
+def study_name(
+    space: Mapping[str, Dimension],
+    fixed: Sequence[str],
+    *,
+    direction: str,
+    sampler: Mapping[str, Any],
+) -> str:
+    """``search-<hash>`` of what shapes the search's results, so one command, one study.
+
+    The hash covers the space, the fixed overrides (less :data:`NOT_IN_STUDY`), the
+    direction and the sampler's settings, not the number of trials: rerunning with more
+    trials continues the study.
+    """
+    shaping = sorted(o for o in fixed if not o.lstrip("+~").startswith(NOT_IN_STUDY))
+    described = {
+        "space": {key: distribution_to_json(dim.distribution) for key, dim in space.items()},
+        "fixed": shaping,
+        "direction": direction,
+        "sampler": dict(sampler),
+    }
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
+    return f"search-{digest.hexdigest()[:10]}"
+
+
+def counts_towards_budget(trial: FrozenTrial) -> bool:
+    """A trial that ran to its end: COMPLETE, or FAIL because its job failed.
+
+    Not counted: draws skipped as invalid (PRUNED), and trials cut short by a killed
+    search (those are enqueued again by :func:`recover_interrupted`).
+    """
+    if trial.state == TrialState.COMPLETE:
+        return True
+    return trial.state == TrialState.FAIL and FAILURE_ATTR in trial.user_attrs
+
+
+def recover_interrupted(study: optuna.Study) -> list[int]:
+    """End the trials a killed search left RUNNING as FAIL, and enqueue their params again.
+
+    Only one process runs a study at a time (the sweeper asks and tells; jobs never touch
+    the study), so a RUNNING trial at the start of a search is one whose process died.
+    Returns the numbers of those trials.
+    """
+    interrupted = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    for trial in interrupted:
+        study.tell(trial.number, state=TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number})
+        log.info("trial %d was cut short by a killed search: it runs again", trial.number)
+    return [t.number for t in interrupted]
+
+
+# --- The trials ------------------------------------------------------------------------
+
+
+@dataclass
+class JobOutcome:
+    """What one launched job gave back: its value, or why it has none."""
+
+    value: float | None
+    failure: str = ""
+
+
+@dataclass
+class TrialRecord:
+    """One trial of the study as the parent run reports it."""
+
+    number: int
+    state: str  # COMPLETE or FAIL
+    value: float | None
+    params: dict[str, Any]
+    overrides: list[str] | None = None  # as launched by this sweep; None: an earlier sweep's
+
+
+@dataclass
+class SearchRecord:
+    """A search's outcome: the study, its space and its trials (:data:`SEARCH_FILE`)."""
+
+    study_name: str
+    storage: str | None
+    direction: str
+    sampler: dict[str, Any]
+    n_trials: int
+    space: dict[str, dict[str, Any]]  # key -> {"spec", "kind", "log"}
+    trials: list[TrialRecord] = field(default_factory=list)
+    objective: str = OBJECTIVE
+
+    def best(self) -> TrialRecord | None:
+        """The best COMPLETE trial (the first of equals), or None."""
+        done = [t for t in self.trials if t.state == "COMPLETE" and t.value is not None]
+        sign = 1 if self.direction == "maximize" else -1
+        return max(done, key=lambda t: (sign * t.value, -t.number), default=None)
+
+    def write(self, sweep_dir: Path) -> None:
+        (sweep_dir / SEARCH_FILE).write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+    @classmethod
+    def read(cls, sweep_dir: Path) -> SearchRecord | None:
+        """The record a search left in ``sweep_dir``, or None for a grid sweep."""
+        path = Path(sweep_dir) / SEARCH_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        data["trials"] = [TrialRecord(**t) for t in data["trials"]]
+        return cls(**data)
+
+
+def describe_space(space: Mapping[str, Dimension]) -> dict[str, dict[str, Any]]:
+    """What the record keeps of each dimension: the spec, numeric or not, log scale."""
+    described = {}
+    for key, dim in space.items():
+        numeric = not isinstance(dim.distribution, CategoricalDistribution)
+        described[key] = {
+            "spec": dim.spec,
+            "kind": "numeric" if numeric else "categorical",
+            "log": bool(getattr(dim.distribution, "log", False)),
+        }
+    return described
+
+
+def trial_overrides(
+    space: Mapping[str, Dimension], fixed: Sequence[str], params: Mapping[str, Any]
+) -> list[str]:
+    """The overrides of the job that evaluates ``params``: the fixed ones, then the drawn."""
+    return [*fixed, *(dim.override(params[key]) for key, dim in space.items() if key in params)]
+
+
+def ask_valid(
+    study: optuna.Study, space: Mapping[str, Dimension], fixed: Sequence[str], check: Check
+) -> tuple[optuna.Trial, list[str]]:
+    """Ask the study for a trial whose config composes and validates.
+
+    An invalid draw (``finetune=dec`` with ``cluster=gmm``, say) is told PRUNED with the
+    reason in its user attribute :data:`SKIPPED_ATTR`, launches nothing and costs no
+    budget; the sampler draws again. PRUNED, not FAIL: TPE ignores failed trials, and,
+    its choice nearly fixed by the results so far, would draw the same invalid pair again
+    and again; it counts pruned ones among the worst, and moves away from them.
+
+    Raises
+    ------
+    InputError
+        After :data:`MAX_SKIPPED` invalid draws in a row, with the last reason.
+    """
+    distributions = {key: dim.distribution for key, dim in space.items()}
+    for _ in range(MAX_SKIPPED):
+        trial = study.ask(distributions)
+        overrides = trial_overrides(space, fixed, trial.params)
+        try:
+            check(overrides)
+        except (InputError, HydraException) as err:
+            why = _first_line(err)
+            trial.set_user_attr(SKIPPED_ATTR, why)
+            study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d skipped, an invalid config: %s", trial.number, why)
+            continue
+        return trial, overrides
+    raise InputError(f"search space: no valid config in {MAX_SKIPPED} draws; the last: {why}")
+
+
+def _finished(study: optuna.Study) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if counts_towards_budget(t)]
+
+
+def run_search(
+    study: optuna.Study,
+    space: Mapping[str, Dimension],
+    fixed: Sequence[str],
+    *,
+    n_trials: int,
+    n_jobs: int,
+    launch: Launch,
+    check: Check,
+    replay: bool,
+    record: SearchRecord,
+    sweep_dir: Path,
+) -> SearchRecord:
+    """Run the study until ``n_trials`` trials have finished, ``n_jobs`` jobs per batch.
+
+    With ``replay``, the trials an earlier run of the study completed are launched again
+    first (:func:`_replay`). ``record`` is filled in and written to ``sweep_dir`` after
+    each batch.
+    """
+    recover_interrupted(study)
+    earlier = _finished(study)
+    by_number = {trial.number: _record(trial) for trial in earlier}
+    log.info("%d of %d trials done before this run", len(earlier), n_trials)
+    job_idx = _replay(earlier, by_number, space, fixed, launch) if replay else 0
+    remaining = n_trials - len(earlier)
+    while remaining > 0:
+        asked = [ask_valid(study, space, fixed, check) for _ in range(min(n_jobs, remaining))]
+        outcomes = launch([overrides for _, overrides in asked], job_idx)
+        job_idx += len(asked)
+        remaining -= len(asked)
+        for (trial, overrides), outcome in zip(asked, outcomes, strict=True):
+            by_number[trial.number] = _record(_tell(study, trial, outcome), overrides)
+        record.trials = [by_number[n] for n in sorted(by_number)]
+        record.write(sweep_dir)
+        _log_progress(record, {trial.number for trial, _ in asked})
+    record.trials = [by_number[n] for n in sorted(by_number)]
+    record.write(sweep_dir)
+    return record
+
+
+def _replay(
+    trials: Sequence[FrozenTrial],
+    by_number: dict[int, TrialRecord],
+    space: Mapping[str, Dimension],
+    fixed: Sequence[str],
+    launch: Launch,
+) -> int:
+    """Launch the COMPLETE ``trials`` of an earlier run again; returns the jobs launched.
+
+    Their jobs (``resume=true``) reuse the FINISHED runs instead of training, so this
+    sweep's parent lists the whole study.
+    """
+    completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    if not completed:
+        return 0
+    batch = [trial_overrides(space, fixed, trial.params) for trial in completed]
+    log.info("Listing the %d completed trials again (resume=true reuses them)", len(batch))
+    launch(batch, 0)
+    for trial, overrides in zip(completed, batch, strict=True):
+        by_number[trial.number].overrides = overrides
+    return len(batch)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: JobOutcome) -> FrozenTrial:
+    """Tell the study a job's value; a NaN or a failed job is a FAIL with its reason."""
+    value = outcome.value
+    if value is None or not math.isfinite(value):
+        trial.set_user_attr(FAILURE_ATTR, outcome.failure or f"the job returned {value}")
+        return study.tell(trial, state=TrialState.FAIL)
+    return study.tell(trial, value)
+
+
+def _record(trial: FrozenTrial, overrides: list[str] | None = None) -> TrialRecord:
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        value=trial.value,
+        params=dict(trial.params),
+        overrides=overrides,
+    )
+
+
+def _log_progress(record: SearchRecord, numbers: set[int]) -> None:
+    """One line per trial just told, and the best so far."""
+    for trial in record.trials:
+        if trial.number in numbers:
+            shown = "failed" if trial.value is None else f"{record.objective} {trial.value:.4f}"
+            params = " ".join(f"{key}={_short(value)}" for key, value in trial.params.items())
+            log.info("trial %d: %s  (%s)", trial.number, shown, params)
+    best = record.best()
+    if best is not None:
+        log.info("best so far: trial %d, %s %.4f", best.number, record.objective, best.value)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

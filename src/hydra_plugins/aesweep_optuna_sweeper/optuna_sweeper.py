@@ -1,0 +1,163 @@
+"""Hydra's side of a search: the sweeper that :mod:`aesweep.search` runs through.
+
+It turns Hydra's config into the search's arguments, composes and checks a trial's config
+with Hydra's own loader, and launches each batch of trials with the configured launcher.
+Optuna and aesweep load only when a search starts: Hydra imports this module on every
+command.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class AesweepOptunaSweeper(Sweeper):
+    """An Optuna study whose trials are Hydra jobs (settings: ``config.py``)."""
+
+    def __init__(
+        self,
+        sampler: DictConfig,
+        direction: Any,
+        storage: str | None,
+        study_name: str | None,
+        n_trials: int,
+        n_jobs: int,
+        params: DictConfig | None,
+    ) -> None:
+        self.sampler = OmegaConf.to_container(sampler, resolve=True)
+        self.direction = getattr(direction, "value", str(direction))
+        self.storage = storage
+        self.study_name = study_name
+        self.n_trials = n_trials
+        self.n_jobs = n_jobs
+        self.params = OmegaConf.to_container(params, resolve=True) if params else {}
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from aesweep.errors import InputError
+
+        try:
+            return self._search(arguments)
+        except InputError as err:
+            log.error("%s", err)
+            sys.exit(1)
+
+    def _search(self, arguments: list[str]) -> Any:
+        import optuna
+        from hydra.utils import instantiate
+
+        from aesweep import search
+        from aesweep.errors import InputError
+
+        for key in ("n_trials", "n_jobs"):
+            if getattr(self, key) < 1:
+                raise InputError(f"hydra.sweeper.{key}={getattr(self, key)} must be >= 1")
+        space, fixed = search.parse_space(self.params, arguments)
+        search.validate_space(space, fixed, self.check)
+        name = self.study_name or search.study_name(
+            space, fixed, direction=self.direction, sampler=self.sampler
+        )
+        storage = self._storage()
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=instantiate(self.sampler),
+            direction=self.direction,
+            load_if_exists=True,
+        )
+        if study.trials and self.sampler.get("seed") is not None:
+            # A fresh sampler with the same seed would draw the first trials' values again.
+            seed = self.sampler["seed"] + len(study.trials)
+            study.sampler = instantiate(self.sampler, seed=seed)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        record = search.SearchRecord(
+            study_name=name,
+            storage=storage,
+            direction=self.direction,
+            sampler=self.sampler,
+            n_trials=self.n_trials,
+            space=search.describe_space(space),
+        )
+        log.info("Optuna study %r in %s", name, storage or "memory (not resumable)")
+        return search.run_search(
+            study,
+            space,
+            self._share_cores(fixed),
+            n_trials=self.n_trials,
+            n_jobs=self.n_jobs,
+            launch=self.launch,
+            check=self.check,
+            replay=bool(self.config.get("resume", False)),
+            record=record,
+            sweep_dir=sweep_dir,
+        )
+
+    def check(self, overrides: list[str]) -> None:
+        """Compose one trial's config as its job will, and validate it (aesweep's schema)."""
+        from aesweep.config import to_experiment_config
+
+        loader = self.hydra_context.config_loader
+        to_experiment_config(loader.load_sweep_config(self.config, list(overrides)))
+
+    def launch(self, batch: list[list[str]], initial_job_idx: int) -> list:
+        """Run a batch of jobs through Hydra's launcher; each one's value or failure."""
+        from aesweep.search import JobOutcome
+
+        returns = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+        return [JobOutcome(*_value(job)) for job in returns]
+
+    def _storage(self) -> str | None:
+        """The storage URL, a relative sqlite path made absolute from where Hydra started."""
+        prefix = "sqlite:///"
+        if self.storage and self.storage.startswith(prefix):
+            path = Path(self.storage.removeprefix(prefix))
+            if not path.is_absolute():
+                return prefix + str(Path(self.config.hydra.runtime.cwd) / path)
+        return self.storage
+
+    def _share_cores(self, fixed: Sequence[str]) -> list[str]:
+        """Under the joblib launcher, ``train.threads`` = cores / n_jobs unless it is set."""
+        launcher = str(self.config.hydra.launcher.get("_target_", ""))
+        if self.n_jobs < 2 or "joblib" not in launcher.lower():
+            return list(fixed)
+        if any(o.lstrip("+").startswith("train.threads=") for o in fixed):
+            return list(fixed)
+        threads = max(1, (os.cpu_count() or 1) // self.n_jobs)
+        log.info("%d trials at a time: train.threads=%d each", self.n_jobs, threads)
+        return [*fixed, f"train.threads={threads}"]
+
+
+def _value(job: JobReturn) -> tuple[float | None, str]:
+    """A job's objective, or None and why (an error in the job, or no number)."""
+    if job.status != JobStatus.COMPLETED:
+        try:
+            job.return_value  # noqa: B018 - raises the job's error
+        except Exception as err:  # the job's own error, whatever it is
+            return None, f"{type(err).__name__}: {err}"
+    try:
+        return float(job.return_value), ""
+    except (TypeError, ValueError):
+        return None, f"the job returned {job.return_value!r}, not a number"

@@ -1,0 +1,499 @@
+"""A team's tracking server through the real command line: a job that finds no server,
+logins and permissions, eight jobs at once on a PostgreSQL store, an outage mid-job.
+
+One basic-auth server (on PostgreSQL where its binaries exist, else on sqlite) serves the
+login, load and database tests: MLflow's auth app takes long to start. The outage tests
+stop and restart a plain server of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+from conftest import TINY, BackgroundCli, free_port, run_cli, run_script, serve_mlflow, wait_for
+from mlflow import MlflowClient
+
+import report
+
+pytestmark = pytest.mark.slow
+
+NO_MODEL = ["tracking.log_model=false"]  # saving a Keras model costs seconds
+PASSWORDS = {"admin": "admin-Pw-7f3", "alice": "alice-Pw-2c9", "reader": "reader-Pw-5e1"}
+#: the server's own variables: the auth app starts only with both secrets set; no job
+#: consumers beside it (they are for GenAI jobs, and slow its start)
+SERVER_ENV = {
+    "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORDS["admin"],
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-test-secret-key",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+}
+LOAD_LRS = [f"0.00{i}" for i in range(1, 9)]  # the 8 jobs of the load test
+
+
+def login(user: str, password: str | None = None) -> dict[str, str]:
+    """The environment a job of ``user`` gets: MLflow's client reads it."""
+    return {
+        "MLFLOW_TRACKING_USERNAME": user,
+        "MLFLOW_TRACKING_PASSWORD": PASSWORDS[user] if password is None else password,
+    }
+
+
+@contextlib.contextmanager
+def logged_in(user: str) -> Iterator[None]:
+    """MLflow clients in this process send ``user``'s login inside."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in login(user).items():
+            patch.setenv(name, value)
+        yield
+
+
+def admin_client(url: str):
+    """MLflow's client of the basic-auth app's user API (send the admin's login)."""
+    with warnings.catch_warnings():
+        # importing mlflow.server loads its FastAPI app, which imports a deprecated module
+        warnings.filterwarnings("ignore", "starlette.middleware.wsgi is deprecated")
+        from mlflow.server.auth.client import AuthServiceClient
+    return AuthServiceClient(url)
+
+
+def one_line(output: str, word: str) -> str:
+    """The one line of ``output`` holding ``word``; fail if there are more, or none."""
+    lines = [line for line in output.splitlines() if word in line]
+    assert len(lines) == 1, output[-3000:]
+    return lines[0]
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def postgres_bin() -> Path | None:
+    """The folder of PostgreSQL's server programs (Debian: /usr/lib/postgresql/<v>/bin),
+    or None where there are none, or no user ``postgres`` to run them as root."""
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return None
+    if found := shutil.which("initdb"):
+        return Path(found).resolve().parent
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@contextlib.contextmanager
+def postgres(bin_dir: Path) -> Iterator[str]:
+    """A throwaway PostgreSQL on 127.0.0.1 with databases ``mlflow`` and ``mlflow_auth``;
+    yields ``postgresql://mlflow:<password>@127.0.0.1:<port>``.
+
+    PostgreSQL refuses to run as root: as root, its programs run as user ``postgres``
+    (which Debian's package creates), in a folder of theirs outside pytest's private ones.
+    """
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="aesweep-postgres-"))
+    password = "pg-Pw-91d"
+    (folder / "password").write_text(password)
+    if as_user:
+        shutil.chown(folder, "postgres")
+        shutil.chown(folder / "password", "postgres")
+    port = free_port()
+    process = None
+    try:
+        subprocess.run(
+            [*as_user, bin_dir / "initdb", "-D", folder / "data", "-U", "mlflow", "-A"]
+            + ["scram-sha-256", "--pwfile", folder / "password", "-E", "UTF8", "--no-sync"],
+            check=True,
+            capture_output=True,
+        )
+        log = (folder / "postgres.log").open("w")
+        # fsync off: a test database need not survive a power cut
+        process = subprocess.Popen(
+            [*as_user, bin_dir / "postgres", "-D", folder / "data", "-h", "127.0.0.1"]
+            + ["-p", str(port), "-k", folder, "-c", "fsync=off"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"postgresql://mlflow:{password}@127.0.0.1:{port}"
+        wait_for(lambda: _create_databases(url), what="PostgreSQL", process=process, poll=0.5)
+        yield url
+    finally:
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)  # PostgreSQL's fast shutdown
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _create_databases(url: str) -> bool:
+    try:
+        connection = psycopg2.connect(f"{url}/postgres", connect_timeout=5)
+    except psycopg2.OperationalError:
+        return False  # not accepting connections yet
+    connection.autocommit = True  # CREATE DATABASE runs outside transactions
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE DATABASE mlflow")
+            cursor.execute("CREATE DATABASE mlflow_auth")
+    finally:
+        connection.close()
+    return True
+
+
+# ---------------------------------------------------------------- the team's server
+
+
+@dataclass
+class TeamServer:
+    url: str
+    database: str | None  # PostgreSQL's URL (libpq's form), None for sqlite
+
+
+@pytest.fixture(scope="module")
+def team_server(tmp_path_factory) -> Iterator[TeamServer]:
+    """The README's team server: basic-auth logins, host and origin checks, a database,
+    artifacts served through it; users alice (writes) and reader (reads)."""
+    folder = tmp_path_factory.mktemp("team")
+    with contextlib.ExitStack() as stack:
+        bin_dir = postgres_bin()
+        database = None
+        if bin_dir is not None:
+            database = stack.enter_context(postgres(bin_dir))
+            # SQLAlchemy 2.1 reads plain postgresql:// as psycopg 3; aesweep has psycopg2
+            driver = database.replace("postgresql://", "postgresql+psycopg2://")
+            backend, users = f"{driver}/mlflow", f"{driver}/mlflow_auth"
+        else:
+            backend, users = f"sqlite:///{folder / 'mlflow.db'}", f"sqlite:///{folder / 'auth.db'}"
+        (folder / "auth.ini").write_text(
+            "[mlflow]\n"
+            "default_permission = READ\n"
+            f"database_uri = {users}\n"
+            "admin_username = admin\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            "auth_cache_ttl_seconds = 60\n"
+        )
+        port = free_port()
+        args = ["server", "--app-name", "basic-auth", "--host", "127.0.0.1"]
+        args += ["--backend-store-uri", backend, "--artifacts-destination", str(folder / "art")]
+        args += ["--allowed-hosts", f"127.0.0.1:{port}"]
+        args += ["--cors-allowed-origins", f"http://127.0.0.1:{port}", "--workers", "1"]
+        env = SERVER_ENV | {"MLFLOW_AUTH_CONFIG_PATH": str(folder / "auth.ini")}
+        url = stack.enter_context(serve_mlflow(args, cwd=folder, env=env, port=port))
+        with logged_in("admin"):
+            admin = admin_client(url)
+            admin.create_user("alice", PASSWORDS["alice"])
+            admin.create_user("reader", PASSWORDS["reader"])
+        yield TeamServer(url=url, database=database and f"{database}/mlflow")
+
+
+def team_train(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return run_script("train.py", args, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="module")
+def team_sweep(team_server, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """alice's sweep of 8 jobs, 4 at a time, against the team server."""
+    work = tmp_path_factory.mktemp("alice")
+    start = time.monotonic()
+    result = team_train(
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "train.threads=1", *TINY]
+        + [*NO_MODEL, "arch=ffn", f"lr={','.join(LOAD_LRS)}"]
+        + [f"tracking.uri={team_server.url}", "tracking.experiment=team"],
+        work,
+        login("alice"),
+    )
+    print(f"8-job sweep: {time.monotonic() - start:.0f} s")
+    return result, work
+
+
+def experiment_runs(url: str, experiment: str) -> list:
+    with logged_in("admin"):
+        client = MlflowClient(url)
+        found = client.get_experiment_by_name(experiment)
+        return [] if found is None else client.search_runs([found.experiment_id])
+
+
+def test_a_job_whose_server_does_not_answer_says_so_in_seconds(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for flags in ([], ["-m"]):
+        start = time.monotonic()
+        result = run_cli([*flags, *TINY, f"tracking.uri={url}"], cwd=tmp_path)
+        seconds = time.monotonic() - start
+        output = result.stdout + result.stderr
+        assert result.returncode == 1, output[-3000:]
+        line = one_line(output, "TrackingUnavailable")
+        print(line)
+        assert f"tracking server {url} does not answer (Connection refused)" in line
+        assert "Traceback" not in output and "epoch" not in output  # before any training
+        assert seconds < 60, seconds  # the Python start-up; MLflow's retries took 4.5 min
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.xdist_group("team_server")
+@pytest.mark.parametrize("password", ["wrong-password", ""], ids=["wrong", "missing"])
+def test_a_wrong_or_missing_password_stops_the_job_with_one_line(team_server, tmp_path, password):
+    env = login("alice", password) if password else {}
+    args = [*TINY, f"tracking.uri={team_server.url}", "tracking.experiment=refused"]
+    result = team_train(args, tmp_path, env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    line = one_line(output, "TrackingRefused")
+    print(line)
+    assert f"tracking server {team_server.url} refused" in line
+    assert "401 not authenticated" in line
+    assert ("'alice'" if password else "no login") in line
+    assert "Traceback" not in output
+    with logged_in("admin"):
+        assert MlflowClient(team_server.url).get_experiment_by_name("refused") is None
+
+
+@pytest.mark.xdist_group("team_server")
+def test_a_read_only_user_stops_with_one_line_and_leaves_no_run(team_server, tmp_path):
+    with logged_in("admin"):
+        experiment_id = MlflowClient(team_server.url).create_experiment("read-only")
+        admin_client(team_server.url).grant_user_permission(
+            "reader", "experiment", experiment_id, "READ"
+        )
+    args = [*TINY, f"tracking.uri={team_server.url}", "tracking.experiment=read-only"]
+    result = team_train(args, tmp_path, login("reader"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    line = one_line(output, "TrackingRefused")
+    print(line)
+    assert f"tracking server {team_server.url} refused a new run in experiment 'read-only'" in line
+    assert "403 permission denied" in line and "'reader'" in line
+    assert "Traceback" not in output and "epoch" not in output
+    assert experiment_runs(team_server.url, "read-only") == []
+
+
+@pytest.mark.xdist_group("team_server")
+def test_the_server_refuses_other_host_names_and_origins(team_server):
+    port = team_server.url.rsplit(":", 1)[1]
+    auth = ("alice", PASSWORDS["alice"])
+    search = "/api/2.0/mlflow/experiments/search"
+    ok = requests.post(team_server.url + search, json={"max_results": 1}, auth=auth, timeout=30)
+    assert ok.status_code == 200
+    # DNS rebinding: a name that resolves here but is not in --allowed-hosts
+    other_host = requests.post(
+        f"http://localhost:{port}{search}", json={"max_results": 1}, auth=auth, timeout=30
+    )
+    assert other_host.status_code == 403 and "Invalid Host header" in other_host.text
+    # A web page elsewhere writing with a team member's browser session
+    foreign = requests.post(
+        team_server.url + "/api/2.0/mlflow/experiments/create",
+        json={"name": "from-elsewhere"},
+        auth=auth,
+        headers={"Origin": "https://evil.example"},
+        timeout=30,
+    )
+    assert foreign.status_code == 403
+
+
+@pytest.mark.xdist_group("team_server")
+def test_a_logged_in_sweep_finishes_and_no_password_is_recorded(team_server, team_sweep, capsys):
+    result, work = team_sweep
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert not (work / "mlflow.db").exists() and not (work / "mlruns").exists()
+    assert f"{team_server.url}/#/experiments/" in result.stdout
+    runs = experiment_runs(team_server.url, "team")
+    assert runs and all(run.info.status == "FINISHED" for run in runs)
+    with logged_in("alice"):
+        assert report.main(["--tracking-uri", team_server.url, "--experiment", "team"]) == 0
+    assert capsys.readouterr().out.count("\n| ") == 9  # the 8 jobs and the reference
+    recorded = [output]
+    for run in runs:
+        recorded += [str(run.data.params), str(run.data.tags)]
+    recorded += [p.read_text(errors="replace") for p in work.rglob("*") if p.is_file()]
+    for password in PASSWORDS.values():
+        assert not any(password in text for text in recorded)
+
+
+def summary_rows(work: Path) -> list[dict[str, str]]:
+    [path] = work.glob("multirun/*/*/summary.csv")
+    return list(csv.DictReader(path.open()))
+
+
+@pytest.mark.xdist_group("team_server")
+def test_eight_jobs_four_at_a_time_lose_nothing(team_server, team_sweep):
+    result, work = team_sweep
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    with logged_in("admin"):
+        client = MlflowClient(team_server.url)
+        runs = experiment_runs(team_server.url, "team")
+        [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(runs) == 9 and parent.info.status == "FINISHED"
+        assert sorted(float(r.data.params["lr"]) for r in children) == list(map(float, LOAD_LRS))
+        assert all(r.info.status == "FINISHED" for r in children)
+        for run in children:
+            for key in ("train/loss", "val/loss"):
+                assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2]
+            figures = {f.path for f in client.list_artifacts(run.info.run_id, "figures")}
+            assert len(figures) == 6, figures
+    rows = {float(row["lr"]): row for row in summary_rows(work) if row["status"] == "FINISHED"}
+    assert len(rows) == 8
+    for run in children:  # the table is what the children recorded, to the last digit
+        row = rows[float(run.data.params["lr"])]
+        for key in ("train/loss", "val/loss", "cluster/acc", "test/acc", "test/nmi"):
+            assert float(row[key]) == run.data.metrics[key], (key, row)
+
+
+@pytest.mark.xdist_group("team_server")
+def test_the_team_sweep_is_stored_in_postgresql(team_server, team_sweep, tmp_path):
+    if team_server.database is None:
+        pytest.skip(
+            "no PostgreSQL here (initdb, and a user postgres to run it as root): "
+            "apt-get install postgresql, as .ci/run does; the team server used sqlite"
+        )
+    connection = psycopg2.connect(team_server.database)
+    with contextlib.closing(connection), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM runs JOIN experiments USING (experiment_id) "
+            "WHERE experiments.name = 'team' AND runs.status = 'FINISHED'"
+        )
+        assert cursor.fetchone() == (9,)
+        cursor.execute("SELECT count(*) FROM metrics WHERE key = 'train/loss'")
+        assert cursor.fetchone() == (16,)  # 8 jobs, 2 epochs
+    with logged_in("alice"):
+        client = MlflowClient(team_server.url)
+        runs = experiment_runs(team_server.url, "team")
+        [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
+        child = next(r for r in runs if r.data.tags.get("mlflow.parentRunId"))
+        for run_id, image in [
+            (parent.info.run_id, "figures/sweep_loss_curves.png"),
+            (child.info.run_id, "figures/latent_grid.png"),
+        ]:
+            path = client.download_artifacts(run_id, image, str(tmp_path))
+            assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "test/acc" in child.data.metrics
+
+
+# ---------------------------------------------------------------- outages
+
+
+class RestartableServer:
+    """A plain ``mlflow server`` on one port and one store, which a test stops and starts."""
+
+    def __init__(self, folder: Path, store: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = ["server", "--host", "127.0.0.1", "--backend-store-uri", f"sqlite:///{store}"]
+        self.args += ["--artifacts-destination", str(folder / "art"), "--workers", "1"]
+        self._running: contextlib.ExitStack | None = None
+
+    def start(self) -> None:
+        self._running = contextlib.ExitStack()
+        self._running.enter_context(
+            serve_mlflow(self.args, cwd=self.folder, env=SERVER_ENV, port=self.port)
+        )
+
+    def start_if_stopped(self) -> None:
+        if self._running is None:
+            self.start()
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.close()
+            self._running = None
+
+
+@pytest.fixture(scope="module")
+def outage_server(tmp_path_factory, empty_store) -> Iterator[RestartableServer]:
+    folder = tmp_path_factory.mktemp("outage")
+    shutil.copyfile(empty_store, folder / "server.db")
+    server = RestartableServer(folder, folder / "server.db")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def single_run(experiment: str) -> list[str]:
+    """A single run with one line per epoch, recorded in ``experiment``."""
+    return [*TINY, *NO_MODEL, "train.progress_every=1", f"tracking.experiment={experiment}"]
+
+
+@pytest.mark.xdist_group("outage")
+def test_a_server_away_for_20_seconds_mid_job_loses_no_epoch(outage_server, tmp_path):
+    epochs = 800  # 20 s of training here: the outage begins inside it
+    cli = BackgroundCli(
+        [*single_run("outage"), f"train.epochs={epochs}", f"tracking.uri={outage_server.url}"],
+        tmp_path,
+    )
+    try:
+        cli.wait_for_line(rf"epoch +2/{epochs}")
+        outage_server.stop()
+        time.sleep(20)
+        outage_server.start()
+        output = cli.finish()
+    finally:
+        cli.kill()
+        outage_server.start_if_stopped()  # for the next test, also when this one failed
+    assert cli.process.returncode == 0, output[-3000:]
+    assert "keeping the epochs' metrics to send later" in output  # training went on
+    client = MlflowClient(outage_server.url)
+    [run] = client.search_runs([client.get_experiment_by_name("outage").experiment_id])
+    assert run.info.status == "FINISHED"
+    for key in ("train/loss", "val/loss"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert sorted(steps) == list(range(1, epochs + 1)), key
+
+
+@pytest.mark.xdist_group("outage")
+def test_a_server_gone_for_good_ends_the_job_and_leaves_its_metrics_to_send(
+    outage_server, tmp_path
+):
+    epochs = 200
+    # A short retry budget (2 retries, 2 s) stands for aesweep's minute, which it would wait.
+    budget = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    cli = BackgroundCli(
+        [*single_run("gone"), f"train.epochs={epochs}", f"tracking.uri={outage_server.url}"],
+        tmp_path,
+        env=budget,
+    )
+    try:
+        cli.wait_for_line(rf"epoch +2/{epochs}")
+        outage_server.stop()
+        output = cli.finish()
+    finally:
+        cli.kill()
+        outage_server.start_if_stopped()
+    assert cli.process.returncode == 1, output[-3000:]
+    line = one_line(output, "TrackingUnavailable")
+    print(line)
+    assert f"tracking server {outage_server.url} stopped answering" in line
+    assert "Traceback" not in output
+    [unsent] = tmp_path.glob("outputs/*/*/unsent_metrics.json")
+    assert f"uv run python src/send_metrics.py {unsent}" in line
+
+    sent = run_script("send_metrics.py", [str(unsent)], cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr[-3000:]
+    assert not unsent.exists() and (unsent.parent / "sent_metrics.json").is_file()
+    client = MlflowClient(outage_server.url)
+    [run] = client.search_runs([client.get_experiment_by_name("gone").experiment_id])
+    assert run.info.status == "FAILED"  # as the job ended it, not RUNNING
+    assert "failure_reason" in run.data.tags
+    assert "cluster/acc" in run.data.metrics  # the scores were unsent too
+    for key in ("train/loss", "val/loss"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert sorted(steps) == list(range(1, epochs + 1)), key
