@@ -74,11 +74,13 @@ def test_sigterm_ends_a_run_killed_with_its_metrics_kept(workdir):
 
 
 def test_ctrl_c_kills_a_sweep_and_resume_finishes_it_without_repeating_work(workdir):
-    sweep = ["-m", *TINY, *NO_MODEL, "arch=pixels,ffn", "train.epochs=400"]
+    # 1500 epochs of ~10 ms: seconds of margin between reading "epoch 2" and the signal
+    # on a busy machine (with 400, a job on one thread could finish first)
+    sweep = ["-m", *TINY, *NO_MODEL, "arch=pixels,ffn", "train.epochs=1500"]
     sweep += ["train.progress_every=1"]
     cli = BackgroundCli(sweep, workdir)
     try:
-        cli.wait_for_line(r"epoch +2/400")  # the second job is training
+        cli.wait_for_line(r"epoch +2/1500")  # the second job is training
         assert cli.interrupt(signal.SIGINT) != 0
     finally:
         cli.kill()
