@@ -201,6 +201,10 @@ def serve_mlflow(
         log.close()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class BackgroundCli:
     """``src/train.py`` in the background, its output read line by line as it comes."""
 
@@ -212,6 +216,9 @@ class BackgroundCli:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Ctrl-C as in a terminal: a suite started in the background of a
+            # non-interactive shell inherits SIGINT ignored, and so would the command.
+            preexec_fn=_default_sigint,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
