@@ -11,6 +11,8 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from aesweep import server
+from aesweep.errors import InputError, TrackingError
 from aesweep.review import find_parent, load_sweep
 from aesweep.summary import to_csv, to_markdown
 from aesweep.tracking import resolve_tracking_uri, ui_link
@@ -31,6 +33,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     uri = resolve_tracking_uri(args.tracking_uri, Path.cwd())
+    try:
+        # A server that is down or says no is one line, as it is for train.py.
+        if server.is_http(uri):
+            server.use_retry_budget()
+            server.check_server(uri)
+        with server.translate_errors(uri, f"the reading of experiment {args.experiment!r}"):
+            return _report(args, uri)
+    except (InputError, TrackingError) as err:
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+def _report(args: argparse.Namespace, uri: str) -> int:
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(args.experiment)
     if experiment is None:

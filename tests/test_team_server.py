@@ -55,10 +55,10 @@ def login(user: str, password: str | None = None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def logged_in(user: str) -> Iterator[None]:
-    """MLflow clients in this process send ``user``'s login inside."""
+def logged_in(user: str, password: str | None = None) -> Iterator[None]:
+    """MLflow clients in this process send ``user``'s login (or ``password``) inside."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in login(user).items():
+        for name, value in login(user, password).items():
             patch.setenv(name, value)
         yield
 
@@ -319,8 +319,13 @@ def test_a_logged_in_sweep_finishes_and_no_password_is_recorded(team_server, tea
     assert runs and all(run.info.status == "FINISHED" for run in runs)
     with logged_in("alice"):
         assert report.main(["--tracking-uri", team_server.url, "--experiment", "team"]) == 0
+    report_output = capsys.readouterr().out
+    with logged_in("alice", "not-her-password"):
+        assert report.main(["--tracking-uri", team_server.url, "--experiment", "team"]) == 1
+    refused = capsys.readouterr().err
+    assert refused.count("\n") == 1 and f"tracking server {team_server.url} refused" in refused
     # the 8 jobs, a pixel reference per seed, and the means over seeds of pixels, pca, reference
-    assert capsys.readouterr().out.count("\n| ") == 8 + 4 + 3
+    assert report_output.count("\n| ") == 8 + 4 + 3
     recorded = [output]
     for run in runs:
         recorded += [str(run.data.params), str(run.data.tags)]
