@@ -237,7 +237,7 @@ def fine_tune_features(
 
     Each target update's ``finetune/...`` metrics are logged with its step.
     """
-    from aesweep.finetune import assign, fine_tune
+    from aesweep.finetune import fine_tune
     from aesweep.training import encode
 
     def log_update(update):
@@ -251,13 +251,14 @@ def fine_tune_features(
         random_state=cfg.seed,
         on_update=log_update,
     )
-    labels_pred = assign(tuned.model, train.x).argmax(axis=1)
-    test_pred = assign(tuned.model, test.x).argmax(axis=1) if len(test.labels) else None
-    encoder = features.autoencoder.get_layer("encoder")
+    # The training digits' z and q are those of the last check of the stopping rule.
+    labels_pred = tuned.train_q.argmax(axis=1)
+    test_z, test_q = tuned.latents_and_assignments(test.x)
+    test_pred = test_q.argmax(axis=1) if len(test.labels) else None
     finetuned = dataclasses.replace(
         features,
-        train=encode(encoder, train.x),
-        test=encode(encoder, test.x),
+        train=tuned.train_latents,
+        test=test_z,
         # IDEC trained the decoder along: show its reconstructions now; DEC dropped it.
         decoded=encode(features.autoencoder, train.x[:10])
         if cfg.finetune.name == FinetuneName.idec

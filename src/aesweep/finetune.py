@@ -77,13 +77,23 @@ def build_clustering_model(
     """``image -> q``: ``encoder`` (shared, not copied) with a clustering head at ``centres``;
     and the model to train: the same, or with ``decoder`` (IDEC) ``image -> (q, reconstruction)``
     from one pass through the encoder."""
+    model, trained, _ = _build(encoder, centres, alpha=alpha, decoder=decoder)
+    return model, trained
+
+
+def _build(
+    encoder: keras.Model, centres: np.ndarray, *, alpha: float, decoder: keras.Model | None
+) -> tuple[keras.Model, keras.Model, keras.Model]:
+    """:func:`build_clustering_model`'s two models, and ``image -> (z, q)`` over the same
+    graph, which gives the latents and their assignments in one pass."""
     inputs = keras.Input(shape=encoder.input_shape[1:], name="image")
     z = encoder(inputs)
     q = _clustering_head(z, centres, alpha=alpha)
     model = keras.Model(inputs, q, name="clustering_model")
+    probe = keras.Model(inputs, [z, q], name="latents_and_q")
     if decoder is None:
-        return model, model
-    return model, keras.Model(inputs, [q, decoder(z)], name="idec")
+        return model, model, probe
+    return model, keras.Model(inputs, [q, decoder(z)], name="idec"), probe
 
 
 def _clustering_head(z: keras.KerasTensor, centres: np.ndarray, *, alpha: float):
@@ -114,6 +124,17 @@ def assign(model: keras.Model, x: np.ndarray, *, batch_size: int = 1000) -> np.n
     return encode(model, x, batch_size=batch_size)
 
 
+def latents_and_assignments(
+    probe: keras.Model, x: np.ndarray, *, batch_size: int = 1000
+) -> tuple[np.ndarray, np.ndarray]:
+    """The latents z and soft assignments q of the digits ``x``, in one pass of ``probe``
+    (``image -> (z, q)``)."""
+    if not len(x):
+        return tuple(np.empty((0, *out.shape[1:]), dtype=np.float32) for out in probe.outputs)
+    parts = [probe(x[i : i + batch_size], training=False) for i in range(0, len(x), batch_size)]
+    return tuple(np.concatenate([np.asarray(p[k]) for p in parts]) for k in (0, 1))
+
+
 @dataclass
 class Update:
     """What one target update records: the step, the fraction of labels that changed since
@@ -139,10 +160,17 @@ class FineTuned:
     """The fine-tuned clustering model and what it took."""
 
     model: keras.Model  # image -> q
+    probe: keras.Model  # image -> (z, q), the same weights
+    train_latents: np.ndarray  # z and q of the training digits at the end
+    train_q: np.ndarray
     steps: int
     converged: bool  # True: stopped by tol; False: reached max_steps
     updates: list[Update]
     seconds: float
+
+    def latents_and_assignments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """z and q of the digits ``x`` under the fine-tuned model."""
+        return latents_and_assignments(self.probe, x)
 
 
 def fine_tune(
@@ -169,7 +197,7 @@ def fine_tune(
     start = time.perf_counter()
     idec = config.name == FinetuneName.idec
     # DEC drops the decoder; IDEC keeps it in the loss.
-    model, trained = build_clustering_model(
+    model, trained, probe = _build(
         autoencoder.get_layer("encoder"),
         centres,
         alpha=config.alpha,
@@ -186,7 +214,7 @@ def fine_tune(
     step = 0
     converged = False
     while True:
-        q = assign(model, x_train)
+        z, q = latents_and_assignments(probe, x_train)
         new_labels = q.argmax(axis=1)
         changed = 1.0 if labels is None else float(np.mean(new_labels != labels))
         labels = new_labels
@@ -213,7 +241,16 @@ def fine_tune(
     seconds = time.perf_counter() - start
     why = f"fewer than {config.tol:g} of the labels changed" if converged else "max_steps"
     log.info("%s stopped after %d steps (%s), %.1f s", config.name, step, why, seconds)
-    return FineTuned(model=model, steps=step, converged=converged, updates=updates, seconds=seconds)
+    return FineTuned(
+        model=model,
+        probe=probe,
+        train_latents=z,
+        train_q=q,
+        steps=step,
+        converged=converged,
+        updates=updates,
+        seconds=seconds,
+    )
 
 
 def _log_progress(update: Update, max_steps: int) -> None:
