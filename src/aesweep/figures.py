@@ -560,6 +560,8 @@ def search_params(
             where = {label: i for i, label in enumerate(labels)}
             x = np.array([where.get(str(v), np.nan) for v in column], dtype=float) + jitter
             ax.set_xticks(range(len(labels)), labels, fontsize=8)
+            if len(labels) > 3:  # long option names such as umap_kmeans would overlap
+                ax.tick_params(axis="x", labelrotation=25)
             ax.set_xlim(-0.5, len(labels) - 0.5)
         else:
             x = np.array([np.nan if v is None else float(v) for v in column])
