@@ -356,6 +356,7 @@ class TrackingConfig:
     uri: str | None = None
     experiment: str = "aesweep"
     log_model: bool = True
+    latent_map: bool = True
 
 
 @dataclass

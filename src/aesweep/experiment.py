@@ -302,8 +302,8 @@ def log_figures(
     )
     table, digits, clusters = clustering.matched_contingency(train.labels, labels_pred)
     tracker.log_figure(figures.confusion(table, digits, clusters, title=name), "confusion")
-    if not tracker.enabled:
-        return  # t-SNE takes seconds, for a picture nobody would see
+    if not (tracker.enabled and cfg.tracking.latent_map):
+        return  # t-SNE takes seconds, for a picture nobody would see, or that was not asked for
     latent_map = embedding.tsne_map(
         features.train, random_state=cfg.seed, n_threads=cfg.train.threads
     )

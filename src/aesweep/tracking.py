@@ -154,6 +154,15 @@ def _ignore(*args, **kwargs) -> None:
             plt.close(value)  # a figure drawn for nobody still holds memory
 
 
+def _lost_insert_race(err: MlflowException) -> bool:
+    """True for a unique-key violation: SQLite's wording, then PostgreSQL's and MySQL's."""
+    message = str(err)
+    return any(
+        words in message
+        for words in ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+    )
+
+
 class Tracker:
     """One MLflow run in an experiment of a tracking store."""
 
@@ -383,7 +392,16 @@ class Tracker:
             # path "can be interpreted in multiple ways" - as the same class, either way.
             warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
             dataset = mlflow.data.from_numpy(x, targets=labels, name=name, source=source)
-        mlflow.log_input(dataset, context=context)
+        try:
+            mlflow.log_input(dataset, context=context)
+        except MlflowException as err:
+            # The jobs of a parallel sweep log the same digits at the same moment. MLflow's
+            # database store looks the dataset up, then inserts it, so of two jobs that
+            # both found none, one breaks the unique (experiment, name, digest) key. Once
+            # the other's row is in, logging again only links it to this run.
+            if not _lost_insert_race(err):
+                raise
+            mlflow.log_input(dataset, context=context)
 
     def load_keras_model(self, source: mlflow.entities.Run):
         """The autoencoder ``source`` logged (its :data:`MODEL_URI_TAG`), and a tag here
