@@ -136,6 +136,10 @@ def test_paper_settings_are_the_defaults():
     assert (idec.optimizer, idec.lr) == (Optimizer.adam, 0.001)
     dec = to_experiment_config(compose_config(["finetune=dec"])).finetune
     assert (dec.optimizer, dec.lr, dec.momentum, dec.gamma) == (Optimizer.sgd, 0.01, 0.9, None)
+    assert dec.max_steps == idec.max_steps == 20000  # DEC-keras' maxiter
+    # train=quick (a search's trials) caps fine-tuning as it caps epochs
+    quick = to_experiment_config(compose_config(["finetune=dec", "train=quick"])).finetune
+    assert quick.max_steps == 2000
 
 
 # No early stop (tol=0): two intervals of four steps, three updates recorded.

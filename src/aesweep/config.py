@@ -115,9 +115,11 @@ class TrainConfig:
     validation: bool = True
     progress_every: int = 25
     threads: int | None = None
+    finetune_max_steps: int = 20000  # what finetune=dec|idec's max_steps defaults to
 
     def __post_init__(self) -> None:
         _check_positive("train.epochs", self.epochs)
+        _check_positive("train.finetune_max_steps", self.finetune_max_steps)
         _check_positive("train.batch_size", self.batch_size)
         _check_positive("train.progress_every", self.progress_every)
         if self.threads is not None:
