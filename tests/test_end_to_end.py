@@ -168,8 +168,10 @@ def test_report_rebuilds_the_table_from_mlflow_alone(design_sweep, capsys, monke
 def test_mlflow_ui_without_arguments_serves_the_sweep(design_sweep):
     """`mlflow ui` started in the project root finds the store and nests the jobs."""
     cwd, _ = design_sweep
-    # No store arguments; one worker instead of four, which only slows its start here.
-    with serve_mlflow(["ui", "--workers", "1"], cwd=cwd) as base:
+    # No store arguments; one worker instead of four, and no job consumers (for GenAI
+    # jobs) beside it: they only slow its start here.
+    no_jobs = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with serve_mlflow(["ui", "--workers", "1"], cwd=cwd, env=no_jobs) as base:
         experiment = _get_json(
             f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=aesweep"
         )

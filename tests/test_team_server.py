@@ -3,7 +3,7 @@ logins and permissions, eight jobs at once on a PostgreSQL store, an outage mid-
 
 One basic-auth server (on PostgreSQL where its binaries exist, else on sqlite) serves the
 login, load and database tests: MLflow's auth app takes long to start. The outage tests
-stop and restart a plain server of their own.
+share one stop of a plain server of their own, with two jobs on it.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def team_sweep(team_server, tmp_path_factory) -> tuple[subprocess.CompletedProce
     start = time.monotonic()
     result = team_train(
         ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "train.threads=1", *TINY]
-        + ["arch=pixels,pca", "seed=0,1,2,3"]
+        + ["arch=pixels,pca", "seed=0,1,2,3", "tracking.latent_map=false"]
         + [f"tracking.uri={team_server.url}", "tracking.experiment=team"],
         work,
         login("alice"),
@@ -417,94 +417,109 @@ class RestartableServer:
             serve_mlflow(self.args, cwd=self.folder, env=SERVER_ENV, port=self.port)
         )
 
-    def start_if_stopped(self) -> None:
-        if self._running is None:
-            self.start()
-
     def stop(self) -> None:
         if self._running is not None:
             self._running.close()
             self._running = None
 
 
+@dataclass
+class Outage:
+    server: RestartableServer
+    away: tuple[int, str]  # the job that rode out the outage: exit code, output
+    gone: tuple[int, str]  # the job that gave up: exit code, output
+    gone_dir: Path  # where that one ran
+    epochs: dict[str, int]
+
+
+def single_run(experiment: str, epochs: int, url: str) -> list[str]:
+    """A single run with one line per epoch, recorded in ``experiment`` on ``url``."""
+    return [*TINY, *NO_MODEL, "tracking.latent_map=false", "train.progress_every=1"] + [
+        f"train.epochs={epochs}",
+        f"tracking.experiment={experiment}",
+        f"tracking.uri={url}",
+    ]
+
+
 @pytest.fixture(scope="module")
-def outage_server(tmp_path_factory, empty_store) -> Iterator[RestartableServer]:
+def outage(tmp_path_factory, empty_store) -> Iterator[Outage]:
+    """One server, two jobs on it, and the server stopped once both are training.
+
+    ``away`` (800 epochs, aesweep's retry budget) trains on through the outage and finishes
+    once the server is back, at least 20 s later; ``gone`` (200 epochs, a retry budget of
+    2 s standing for aesweep's minute) gives up while the server is still away.
+    """
     folder = tmp_path_factory.mktemp("outage")
     shutil.copyfile(empty_store, folder / "server.db")
     server = RestartableServer(folder, folder / "server.db")
+    epochs = {"away": 800, "gone": 200}  # away: 20 s of training here, the outage inside it
+    budget = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    dirs = {name: tmp_path_factory.mktemp(name) for name in epochs}
+    jobs = {}
     try:
         server.start()
-        yield server
+        for name, env in (("away", None), ("gone", budget)):
+            args = single_run(name, epochs[name], server.url)
+            jobs[name] = BackgroundCli(args, dirs[name], env=env)
+        for name, job in jobs.items():
+            job.wait_for_line(rf"epoch +2/{epochs[name]}")
+        server.stop()
+        stopped = time.monotonic()
+        gone = jobs["gone"].finish()
+        time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
+        server.start()
+        away = jobs["away"].finish()
+        yield Outage(
+            server=server,
+            away=(jobs["away"].process.returncode, away),
+            gone=(jobs["gone"].process.returncode, gone),
+            gone_dir=dirs["gone"],
+            epochs=epochs,
+        )
     finally:
+        for job in jobs.values():
+            job.kill()
         server.stop()
 
 
-def single_run(experiment: str) -> list[str]:
-    """A single run with one line per epoch, recorded in ``experiment``."""
-    return [*TINY, *NO_MODEL, "train.progress_every=1", f"tracking.experiment={experiment}"]
+def _epochs_recorded(client: MlflowClient, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
 
 
 @pytest.mark.xdist_group("outage")
-def test_a_server_away_for_20_seconds_mid_job_loses_no_epoch(outage_server, tmp_path):
-    epochs = 800  # 20 s of training here: the outage begins inside it
-    cli = BackgroundCli(
-        [*single_run("outage"), f"train.epochs={epochs}", f"tracking.uri={outage_server.url}"],
-        tmp_path,
-    )
-    try:
-        cli.wait_for_line(rf"epoch +2/{epochs}")
-        outage_server.stop()
-        time.sleep(20)
-        outage_server.start()
-        output = cli.finish()
-    finally:
-        cli.kill()
-        outage_server.start_if_stopped()  # for the next test, also when this one failed
-    assert cli.process.returncode == 0, output[-3000:]
+def test_a_server_away_for_20_seconds_mid_job_loses_no_epoch(outage):
+    returncode, output = outage.away
+    assert returncode == 0, output[-3000:]
     assert "keeping the epochs' metrics to send later" in output  # training went on
-    client = MlflowClient(outage_server.url)
-    [run] = client.search_runs([client.get_experiment_by_name("outage").experiment_id])
+    client = MlflowClient(outage.server.url)
+    [run] = client.search_runs([client.get_experiment_by_name("away").experiment_id])
     assert run.info.status == "FINISHED"
     for key in ("train/loss", "val/loss"):
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
-        assert sorted(steps) == list(range(1, epochs + 1)), key
+        assert _epochs_recorded(client, run.info.run_id, key) == list(
+            range(1, outage.epochs["away"] + 1)
+        ), key
 
 
 @pytest.mark.xdist_group("outage")
-def test_a_server_gone_for_good_ends_the_job_and_leaves_its_metrics_to_send(
-    outage_server, tmp_path
-):
-    epochs = 200
-    # A short retry budget (2 retries, 2 s) stands for aesweep's minute, which it would wait.
-    budget = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-    cli = BackgroundCli(
-        [*single_run("gone"), f"train.epochs={epochs}", f"tracking.uri={outage_server.url}"],
-        tmp_path,
-        env=budget,
-    )
-    try:
-        cli.wait_for_line(rf"epoch +2/{epochs}")
-        outage_server.stop()
-        output = cli.finish()
-    finally:
-        cli.kill()
-        outage_server.start_if_stopped()
-    assert cli.process.returncode == 1, output[-3000:]
+def test_a_server_gone_for_good_ends_the_job_and_leaves_its_metrics_to_send(outage):
+    returncode, output = outage.gone
+    assert returncode == 1, output[-3000:]
     line = one_line(output, "TrackingUnavailable")
     print(line)
-    assert f"tracking server {outage_server.url} stopped answering" in line
+    assert f"tracking server {outage.server.url} stopped answering" in line
     assert "Traceback" not in output
-    [unsent] = tmp_path.glob("outputs/*/*/unsent_metrics.json")
+    [unsent] = outage.gone_dir.glob("outputs/*/*/unsent_metrics.json")
     assert f"uv run python src/send_metrics.py {unsent}" in line
 
-    sent = run_script("send_metrics.py", [str(unsent)], cwd=tmp_path)
+    sent = run_script("send_metrics.py", [str(unsent)], cwd=outage.gone_dir)
     assert sent.returncode == 0, sent.stderr[-3000:]
     assert not unsent.exists() and (unsent.parent / "sent_metrics.json").is_file()
-    client = MlflowClient(outage_server.url)
+    client = MlflowClient(outage.server.url)
     [run] = client.search_runs([client.get_experiment_by_name("gone").experiment_id])
     assert run.info.status == "FAILED"  # as the job ended it, not RUNNING
     assert "failure_reason" in run.data.tags
     assert "cluster/acc" in run.data.metrics  # the scores were unsent too
     for key in ("train/loss", "val/loss"):
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
-        assert sorted(steps) == list(range(1, epochs + 1)), key
+        assert _epochs_recorded(client, run.info.run_id, key) == list(
+            range(1, outage.epochs["gone"] + 1)
+        ), key
