@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import mlflow
-import numpy as np
 import pytest
 from conftest import CONF_DIR, FIGURES, TINY, cli_env, compose_config, wait_for
 from hydra import compose, initialize_config_dir

@@ -159,7 +159,9 @@ def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir)
 
 
 def test_submitit_local_launcher_runs_each_job_in_its_own_process(workdir):
-    result = run_cli(["-m", "hydra/launcher=submitit_local", *TINY, *NO_MODEL, "arch=pixels,pca"], cwd=workdir)
+    result = run_cli(
+        ["-m", "hydra/launcher=submitit_local", *TINY, *NO_MODEL, "arch=pixels,pca"], cwd=workdir
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     client = _client(workdir)
     runs = _all_runs(client)

@@ -29,6 +29,9 @@ from conftest import TINY, BackgroundCli, free_port, run_cli, run_script, serve_
 from mlflow import MlflowClient
 
 import report
+from aesweep import server
+from aesweep.errors import TrackingRefused
+from aesweep.tracking import Tracker
 
 pytestmark = pytest.mark.slow
 
@@ -332,6 +335,43 @@ def test_a_logged_in_sweep_finishes_and_no_password_is_recorded(team_server, tea
     recorded += [p.read_text(errors="replace") for p in work.rglob("*") if p.is_file()]
     for password in PASSWORDS.values():
         assert not any(password in text for text in recorded)
+
+
+@pytest.mark.xdist_group("team_server")
+def test_a_permission_taken_away_mid_run_is_one_line_and_keeps_the_metrics(
+    team_server, tmp_path, monkeypatch
+):
+    """In process (the command line's handling is the refused logins' above): alice's run
+    loses EDIT while it trains; its next write is refused."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # set by Tracker.connect below
+    with logged_in("admin"):
+        experiment_id = MlflowClient(team_server.url).create_experiment("revoked")
+        admin_client(team_server.url).create_experiment_permission(experiment_id, "alice", "EDIT")
+    with logged_in("alice"):
+        tracker = Tracker.connect(
+            enabled=True, uri=team_server.url, experiment="revoked", root=tmp_path
+        )
+        with pytest.raises(TrackingRefused) as refused, tracker.run(run_name="job", tags={}):
+            tracker.log_epoch(1, {"loss": 0.5, "val_loss": 0.6})  # pending: the next batch
+            with logged_in("admin"):
+                admin_client(team_server.url).update_experiment_permission(
+                    experiment_id, "alice", "READ"
+                )
+            tracker.log_params({"lr": 0.01})
+    line = str(refused.value)
+    print(line)
+    assert "\n" not in line
+    assert f"tracking server {team_server.url} refused writes to run {tracker.run_id}" in line
+    assert "403 permission denied" in line and "'alice'" in line
+    [unsent] = tmp_path.glob(server.UNSENT_FILE)
+    assert f"{server.SEND_COMMAND} {unsent}" in line
+
+    with logged_in("admin"):  # EDIT again: the job's metrics and end go in
+        admin_client(team_server.url).update_experiment_permission(experiment_id, "alice", "EDIT")
+    with logged_in("alice"):
+        assert server.send_unsent(unsent)[0] == tracker.run_id
+        run = MlflowClient(team_server.url).get_run(tracker.run_id)
+    assert run.info.status == "FAILED" and run.data.metrics["val/loss"] == 0.6
 
 
 def summary_rows(work: Path) -> list[dict[str, str]]:

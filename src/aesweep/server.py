@@ -147,11 +147,15 @@ def reason(err: BaseException) -> str:
     return errno.group(1).strip() if errno else type(err).__name__
 
 
-def _refusal(err: BaseException) -> int | None:
-    """401 or 403 when ``err`` is the server refusing a request, else None."""
+def refusal(err: BaseException) -> int | None:
+    """401 or 403 when ``err`` is the server refusing a request, else None (MLflow's REST
+    calls raise MlflowException; its artifact uploads, requests' HTTPError)."""
     for link in _chain(err):
         if isinstance(link, MlflowException) and link.get_http_status_code() in (401, 403):
             return link.get_http_status_code()
+        status = getattr(getattr(link, "response", None), "status_code", None)
+        if isinstance(link, requests.HTTPError) and status in (401, 403):
+            return status
     return None
 
 
@@ -165,7 +169,7 @@ def translate_errors(uri: str, doing: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as err:
-        status = _refusal(err)
+        status = refusal(err)
         if status is not None:
             raise TrackingRefused(refusal_message(uri, doing, status, str(err))) from err
         if unreachable(err):

@@ -21,13 +21,14 @@ from typing import Any
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
+import requests
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
 
 from aesweep import server
-from aesweep.errors import TrackingUnavailable
+from aesweep.errors import TrackingRefused, TrackingUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,9 @@ class Tracker:
         """Start a run; it ends FINISHED, FAILED on an error, KILLED on an interrupt.
 
         A server that stops answering mid-run (through MLflow's retries) ends the job with
-        :class:`~aesweep.errors.TrackingUnavailable`, its unsent metrics in ``output_dir``.
+        :class:`~aesweep.errors.TrackingUnavailable`, one that refuses its records (a
+        permission taken away) with :class:`~aesweep.errors.TrackingRefused`; the metrics
+        it did not take are left in ``output_dir``.
         """
         doing = f"a new run in experiment {self.experiment!r}"
         with server.translate_errors(self.tracking_uri, doing):
@@ -245,8 +248,14 @@ class Tracker:
             raise
         except BaseException as err:
             gone = isinstance(err, MlflowException) and server.unreachable(err)
-            self._end(RunStatus.FAILED, f"{type(err).__name__}: {err}"[:5000], gone=gone)
-            if gone:  # it answered again in time for the run's end, not for the job
+            refused = server.refusal(err)  # mid-run: a permission taken away, say
+            reason = f"{type(err).__name__}: {err}"[:5000]
+            self._end(RunStatus.FAILED, reason, gone=gone or refused is not None)
+            # The server took the run's end (it answered again in time, or let us end it):
+            # the job still failed on the tracking server, in one line.
+            if refused is not None:
+                raise TrackingRefused(self._refused(refused, err)) from err
+            if gone:
                 raise TrackingUnavailable(
                     f"tracking server {self.tracking_uri} stopped answering "
                     f"({server.reason(err)}) through {server.retry_budget()}"
@@ -266,8 +275,9 @@ class Tracker:
                 self.flush()
                 mlflow.flush_async_logging()
                 mlflow.end_run(status=RunStatus.to_string(status))
-        except MlflowException as err:
-            if not server.unreachable(err):
+        except (MlflowException, requests.HTTPError) as err:
+            refused = server.refusal(err)
+            if refused is None and not server.unreachable(err):
                 raise
             with server.no_retries(), contextlib.suppress(MlflowException):
                 # forget the run here, or MLflow's exit handler waits on the server again
@@ -280,12 +290,24 @@ class Tracker:
                 status=RunStatus.to_string(status),
                 failure_reason=failure_reason,
             )
+            left = (
+                f"run {self.run_id} is left RUNNING there and {len(self._pending)} metric "
+                f"values unsent in {path}: send them once it "
+                + ("lets you" if refused else "is back")
+                + f" with `{server.SEND_COMMAND} {path}`"
+            )
+            if refused is not None:
+                raise TrackingRefused(f"{self._refused(refused, err)}; {left}") from err
             raise TrackingUnavailable(
                 f"tracking server {self.tracking_uri} stopped answering ({server.reason(err)}) "
-                f"through {server.retry_budget()}; run {self.run_id} is left RUNNING there and "
-                f"{len(self._pending)} metric values unsent in {path}: send them once it "
-                f"is back with `{server.SEND_COMMAND} {path}`"
+                f"through {server.retry_budget()}; {left}"
             ) from err
+
+    def _refused(self, status: int, err: BaseException) -> str:
+        """One line: the server refused this run's records (``status`` 401 or 403)."""
+        return server.refusal_message(
+            self.tracking_uri, f"writes to run {self.run_id}", status, str(err)
+        )
 
     def find_finished(self, tag: str, value: str) -> mlflow.entities.Run | None:
         """The latest FINISHED run of this experiment whose ``tag`` equals ``value``."""
