@@ -510,8 +510,8 @@ def outage(tmp_path_factory, empty_store) -> Iterator[Outage]:
         for name, env in (("away", None), ("gone", budget)):
             args = single_run(name, epochs[name], server.url)
             jobs[name] = BackgroundCli(args, dirs[name], env=env)
-        for name, job in jobs.items():
-            job.wait_for_line(rf"epoch +2/{epochs[name]}")
+        for name in ("gone", "away"):  # the shorter job first: it must still be training
+            jobs[name].wait_for_line(rf"epoch +2/{epochs[name]}")
         server.stop()
         stopped = time.monotonic()
         gone = jobs["gone"].finish()
