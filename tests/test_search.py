@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -315,12 +316,14 @@ def _runs(cwd: Path):
 
 @pytest.fixture(scope="session")
 def tiny_search(tmp_path_factory, empty_store):
-    """One trial, then the same command with ``n_trials=3``: the study continues."""
+    """One trial, then the same command with ``n_trials=3``, two trials at a time through
+    the joblib launcher: the study continues."""
     cwd = tmp_path_factory.mktemp("search")
     shutil.copyfile(empty_store, cwd / "mlflow.db")
     first = run_cli(["-m", *TINY_SEARCH, "hydra.sweeper.n_trials=1"], cwd=cwd)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = run_cli(["-m", *TINY_SEARCH, "hydra.sweeper.n_trials=3"], cwd=cwd)
+    parallel = ["hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"]  # not part of the study
+    second = run_cli(["-m", *TINY_SEARCH, "hydra.sweeper.n_trials=3", *parallel], cwd=cwd)
     assert second.returncode == 0, second.stderr[-3000:]
     return cwd, second
 
@@ -345,7 +348,14 @@ def test_tiny_search_has_a_parent_three_children_and_the_best_recorded(tiny_sear
     assert second.data.params["search.space.latent_dim"] == "int(interval(2,16))"
     figures_logged = {a.path for a in client.list_artifacts(second.info.run_id, "figures")}
     assert {"figures/search_history.png", "figures/search_params.png"} <= figures_logged
-    assert "best so far: trial" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "best so far: trial" in output
+    # the joblib launcher ran the trials in pairs, each job on one of the 2 cores' worth
+    cores = os.cpu_count() or 1
+    assert f"2 trials at a time: train.threads={max(1, cores // 2)} each" in output
+    new = [r for r in trials if "aesweep.resumed_from" not in r.data.tags]  # trained here
+    assert len(new) == 2
+    assert {r.data.params["train.threads"] for r in new} == {str(max(1, cores // 2))}
 
 
 @pytest.mark.slow
