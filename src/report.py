@@ -35,9 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     uri = resolve_tracking_uri(args.tracking_uri, Path.cwd())
     try:
         # A server that is down or says no is one line, as it is for train.py.
-        if server.is_http(uri):
-            server.use_retry_budget()
-            server.check_server(uri)
+        server.prepare(uri)
         with server.translate_errors(uri, f"the reading of experiment {args.experiment!r}"):
             return _report(args, uri)
     except (InputError, TrackingError) as err:

@@ -55,6 +55,9 @@ FIGURES = {
 
 #: makes any run take seconds: 200 digits, two epochs (conf/debug/tiny.yaml)
 TINY = ["debug=tiny"]
+#: leaves out records a test does not read and that cost seconds to make: the Keras model
+#: and the t-SNE map (test_end_to_end.py checks both)
+LEAN = ["tracking.log_model=false", "tracking.latent_map=false"]
 
 register_configs()
 

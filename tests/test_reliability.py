@@ -9,14 +9,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import TINY, BackgroundCli, run_cli
+from conftest import LEAN, TINY, BackgroundCli, run_cli
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
-
-#: saving a Keras model and drawing the t-SNE map cost seconds, for records these tests do
-#: not read (test_end_to_end.py checks both)
-NO_MODEL = ["tracking.log_model=false", "tracking.latent_map=false"]
 
 
 def _client(cwd: Path) -> MlflowClient:
@@ -77,7 +73,7 @@ def test_sigterm_ends_a_run_killed_with_its_metrics_kept(workdir):
 def test_ctrl_c_kills_a_sweep_and_resume_finishes_it_without_repeating_work(workdir):
     # 1000 epochs of ~10 ms: seconds of margin between reading "epoch 2" and the signal
     # on a busy machine (with 400, a job on one thread could finish first)
-    sweep = ["-m", *TINY, *NO_MODEL, "arch=pixels,ffn", "train.epochs=1000"]
+    sweep = ["-m", *TINY, *LEAN, "arch=pixels,ffn", "train.epochs=1000"]
     sweep += ["train.progress_every=1"]
     cli = BackgroundCli(sweep, workdir)
     try:
@@ -124,7 +120,7 @@ def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir)
             "hydra.launcher.n_jobs=2",
             "train.threads=1",
             *TINY,
-            *NO_MODEL,
+            *LEAN,
             "arch=ffn",
             "lr=0.01,0.005,1e9",  # two workers, three jobs: one waits for a free worker
         ],
@@ -160,7 +156,7 @@ def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir)
 
 def test_submitit_local_launcher_runs_each_job_in_its_own_process(workdir):
     result = run_cli(
-        ["-m", "hydra/launcher=submitit_local", *TINY, *NO_MODEL, "arch=pixels,pca"], cwd=workdir
+        ["-m", "hydra/launcher=submitit_local", *TINY, *LEAN, "arch=pixels,pca"], cwd=workdir
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     client = _client(workdir)

@@ -25,7 +25,16 @@ from pathlib import Path
 import psycopg2
 import pytest
 import requests
-from conftest import TINY, BackgroundCli, free_port, run_cli, run_script, serve_mlflow, wait_for
+from conftest import (
+    LEAN,
+    TINY,
+    BackgroundCli,
+    free_port,
+    run_cli,
+    run_script,
+    serve_mlflow,
+    wait_for,
+)
 from mlflow import MlflowClient
 
 import report
@@ -35,7 +44,6 @@ from aesweep.tracking import Tracker
 
 pytestmark = pytest.mark.slow
 
-NO_MODEL = ["tracking.log_model=false"]  # saving a Keras model costs seconds
 PASSWORDS = {"admin": "admin-Pw-7f3", "alice": "alice-Pw-2c9", "reader": "reader-Pw-5e1"}
 #: the server's own variables: the auth app starts only with both secrets set; no job
 #: consumers beside it (they are for GenAI jobs, and slow its start)
@@ -220,7 +228,7 @@ def team_sweep(team_server, tmp_path_factory) -> tuple[subprocess.CompletedProce
     start = time.monotonic()
     result = team_train(
         ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "train.threads=1", *TINY]
-        + ["arch=pixels,pca", "seed=0,1,2,3", "tracking.latent_map=false"]
+        + ["arch=pixels,pca", "seed=0,1,2,3", *LEAN]
         + [f"tracking.uri={team_server.url}", "tracking.experiment=team"],
         work,
         login("alice"),
@@ -483,7 +491,7 @@ class Outage:
 
 def single_run(experiment: str, epochs: int, url: str) -> list[str]:
     """A single run with one line per epoch, recorded in ``experiment`` on ``url``."""
-    return [*TINY, *NO_MODEL, "tracking.latent_map=false", "train.progress_every=1"] + [
+    return [*TINY, *LEAN, "train.progress_every=1"] + [
         f"train.epochs={epochs}",
         f"tracking.experiment={experiment}",
         f"tracking.uri={url}",

@@ -36,7 +36,7 @@ from aesweep.review import (
     sweep_figures,
 )
 from aesweep.summary import to_csv, to_markdown
-from aesweep.sweep import PARENT_FILE
+from aesweep.sweep import PARENT_FILE, SEARCH_FILE
 from aesweep.tracking import Tracker, code_tags, ui_link
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ class SweepParent:
 
 def _search_record(sweep_dir: Path) -> SearchRecord | None:
     """What a search left in its sweep folder (:mod:`aesweep.search`), or None."""
-    if not (sweep_dir / "search.json").is_file():  # aesweep.search.SEARCH_FILE
+    if not (sweep_dir / SEARCH_FILE).is_file():
         return None  # a grid: no need to load Optuna
     from aesweep.search import SearchRecord
 

@@ -39,10 +39,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aesweep.errors import InputError
 from aesweep.summary import OBJECTIVE
+from aesweep.sweep import SEARCH_FILE
 
 log = logging.getLogger(__name__)
 
-SEARCH_FILE = "search.json"  # in the sweep folder: the study's trials, for the parent run
 #: overrides that change how a trial runs or where it is recorded, not its result; a study's
 #: name leaves them out, so that adding one (say, resume=true) still resumes the study
 NOT_IN_STUDY = ("resume", "reuse_model", "train.threads", "train.progress_every", "tracking")

@@ -73,6 +73,14 @@ def no_retries() -> Iterator[None]:
             os.environ[name] = before
 
 
+def prepare(uri: str) -> None:
+    """Before a client talks to ``uri``: for an HTTP server, aesweep's retry budget
+    (:func:`use_retry_budget`) and one check that it answers (:func:`check_server`)."""
+    if is_http(uri):
+        use_retry_budget()
+        check_server(uri)
+
+
 def check_server(uri: str) -> None:
     """Raise unless the HTTP tracking server at ``uri`` answers within seconds.
 
@@ -235,9 +243,7 @@ def send_unsent(path: Path, *, tracking_uri: str | None = None) -> tuple[str, in
     record = json.loads(path.read_text())
     uri = tracking_uri or record["tracking_uri"]
     run_id = record["run_id"]
-    if is_http(uri):
-        use_retry_budget()
-        check_server(uri)
+    prepare(uri)
     client = MlflowClient(uri)
     metrics = [Metric(m["key"], m["value"], m["timestamp"], m["step"]) for m in record["metrics"]]
     with translate_errors(uri, f"the unsent metrics of run {run_id}"):

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARENT_FILE = "mlflow_parent_run.json"  # in the sweep folder: how jobs find their parent
+SEARCH_FILE = "search.json"  # in a search's sweep folder: its study's trials (aesweep.search)
 SEARCH_SWEEPER = "AesweepOptunaSweeper"  # hydra/sweeper=aesweep_optuna (hparams_search=optuna)
 
 

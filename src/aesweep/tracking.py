@@ -207,9 +207,7 @@ class Tracker:
         if not enabled:
             return NullTracker()
         tracking_uri = resolve_tracking_uri(uri, root)
-        if server.is_http(tracking_uri):
-            server.check_server(tracking_uri)
-            server.use_retry_budget()
+        server.prepare(tracking_uri)
         mlflow.set_tracking_uri(tracking_uri)
         with server.translate_errors(tracking_uri, f"the lookup of experiment {experiment!r}"):
             experiment_id = ensure_experiment(experiment, root=root)
@@ -250,7 +248,7 @@ class Tracker:
             gone = isinstance(err, MlflowException) and server.unreachable(err)
             refused = server.refusal(err)  # mid-run: a permission taken away, say
             reason = f"{type(err).__name__}: {err}"[:5000]
-            self._end(RunStatus.FAILED, reason, gone=gone or refused is not None)
+            self._end(RunStatus.FAILED, reason, lost=gone or refused is not None)
             # The server took the run's end (it answered again in time, or let us end it):
             # the job still failed on the tracking server, in one line.
             if refused is not None:
@@ -264,12 +262,13 @@ class Tracker:
         else:
             self._end(RunStatus.FINISHED)
 
-    def _end(self, status: int, failure_reason: str | None = None, *, gone: bool = False) -> None:
-        """End the run with ``status``; if its server is gone, leave what it did not get
-        (metrics, status, reason) in ``output_dir`` and raise TrackingUnavailable."""
+    def _end(self, status: int, failure_reason: str | None = None, *, lost: bool = False) -> None:
+        """End the run with ``status``. If its server does not answer or refuses, leave what
+        it did not get (metrics, status, reason) in ``output_dir`` and raise
+        TrackingUnavailable or TrackingRefused. ``lost``: the server already failed us."""
         try:
-            # A server that already failed to answer gets one more try each, not a minute.
-            with server.no_retries() if gone else contextlib.nullcontext():
+            # A server that already failed us gets one more try each, not a minute.
+            with server.no_retries() if lost else contextlib.nullcontext():
                 if failure_reason:
                     self.set_tags({"failure_reason": failure_reason})
                 self.flush()
