@@ -6,7 +6,10 @@ python src/train.py -m arch=ffn,cnn lr=0.01,0.005  # one MLflow run per combinat
 
 import logging
 import math
+import os
 import signal
+import sys
+import threading
 from pathlib import Path
 
 import hydra
@@ -16,10 +19,14 @@ from omegaconf import DictConfig
 
 from aesweep.config import register_configs, to_experiment_config
 from aesweep.errors import InputError, TrackingError, TrainingDiverged
+from aesweep.names import FAILURE_FILE
+from aesweep.summary import JobValue
 from aesweep.sweep import parent_run_id
 
 log = logging.getLogger("aesweep")
 register_configs()
+# MLflow's download bars would print between a sweep's last job and its table.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _interrupt(signum, frame):
@@ -27,9 +34,18 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
+def _end_runs_on_sigterm() -> None:
+    """SIGTERM as Ctrl-C in this process: in the command's, and in each launcher's worker
+    (joblib's, submitit's), which runs ``main`` without running this file as a script."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    _end_runs_on_sigterm()
     hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         to_experiment_config(cfg)  # a bad value fails here, before TensorFlow and MLflow load
         from aesweep.experiment import run_experiment
@@ -37,7 +53,7 @@ def main(cfg: DictConfig) -> float:
         return run_experiment(
             cfg,
             root=Path(hydra.utils.get_original_cwd()),
-            output_dir=Path(hydra_cfg.runtime.output_dir),
+            output_dir=output_dir,
             overrides=list(hydra_cfg.overrides.task),
             parent_run_id=parent_run_id(),
         )
@@ -45,19 +61,27 @@ def main(cfg: DictConfig) -> float:
         # A bad input, a diverging loss or a tracking server that is gone or refuses needs
         # its line, not a traceback; the job's MLflow run (if one started and its server
         # answers) already ended FAILED with the reason.
-        log.error("%s: %s", type(err).__name__, err)
+        line = f"{type(err).__name__}: {err}"
+        log.error("%s", line)
         if hydra_cfg.mode == RunMode.RUN:
             raise SystemExit(1) from None
-        return math.nan
     except Exception as err:
         if hydra_cfg.mode == RunMode.RUN:
             raise
         # The job's MLflow run is already FAILED with the reason; the sweep goes on and
         # its summary lists this job.
-        log.exception("job failed: %s: %s", type(err).__name__, err)
-        return math.nan
+        line = f"{type(err).__name__}: {err}"
+        log.exception("job failed: %s", line)
+    # A sweep's job: the sweep goes on. The reason goes back to the sweeper with the NaN,
+    # and into the job's folder, where the sweep's table finds a job that has no run.
+    (output_dir / FAILURE_FILE).write_text(line.splitlines()[0] + "\n")
+    return JobValue(math.nan, failure=line.splitlines()[0])
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _interrupt)
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as err:
+        # The runs already ended KILLED; one line instead of a traceback.
+        print(f"interrupted{f' ({err})' if str(err) else ''}: runs ended KILLED", file=sys.stderr)
+        sys.exit(130)

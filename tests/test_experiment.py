@@ -22,11 +22,12 @@ from omegaconf import open_dict
 
 import report
 from aesweep.errors import TrainingDiverged
-from aesweep.experiment import OBJECTIVE_TAG, run_experiment
-from aesweep.review import SELECTION_TAG, find_parent, load_sweep
+from aesweep.experiment import run_experiment
+from aesweep.names import MODEL_FROM_TAG, OBJECTIVE_TAG, RESUMED_FROM_TAG, SELECTION_TAG
+from aesweep.review import find_parent, load_sweep
 from aesweep.summary import REFERENCE_NAME, to_markdown
 from aesweep.sweep import MlflowSweepCallback
-from aesweep.tracking import MODEL_FROM_TAG, RESUMED_FROM_TAG, Tracker
+from aesweep.tracking import Tracker
 
 
 @pytest.fixture(autouse=True)

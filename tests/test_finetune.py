@@ -29,7 +29,7 @@ from aesweep.finetune import (
     target_distribution,
 )
 from aesweep.models import build_autoencoder
-from aesweep.tracking import CLUSTERING_MODEL_URI_TAG, MODEL_FROM_TAG, MODEL_URI_TAG
+from aesweep.names import CLUSTERING_MODEL_URI_TAG, MODEL_FROM_TAG, MODEL_URI_TAG
 
 # Three points on a line, two centres: 0 and 3 sit near a centre, 1 halfway between.
 Z = np.array([[0.0], [1.0], [3.0]])

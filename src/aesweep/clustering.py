@@ -164,3 +164,11 @@ def cluster_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> dict[str
         "nmi": float(normalized_mutual_info_score(labels_true, labels_pred)),
         "ari": float(adjusted_rand_score(labels_true, labels_pred)),
     }
+
+
+def split_scores(
+    labels_true: np.ndarray, labels_pred: np.ndarray, *, split: str = "cluster"
+) -> dict[str, float]:
+    """:func:`cluster_scores` as a run's metrics: ``cluster/acc`` for the training digits'
+    clusters, ``test/acc`` (``split="test"``) for the held-out digits'."""
+    return {f"{split}/{k}": v for k, v in cluster_scores(labels_true, labels_pred).items()}

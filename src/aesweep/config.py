@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from aesweep import data
 from aesweep.errors import InputError
 
 
@@ -442,3 +443,20 @@ def to_experiment_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
         # OmegaConf's message spans lines; its first line and the key are what a user needs.
         key = getattr(err, "full_key", "") or "config"
         raise InputError(f"{key}: {str(err).splitlines()[0]}") from err
+
+
+def check_job(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
+    """Everything that can be checked of one job before it starts: the config
+    (:func:`to_experiment_config`), the data file, and whether the data holds the digits
+    asked for. A sweep runs it on every job before the first one trains.
+
+    Raises
+    ------
+    InputError or FileNotFoundError
+        With the offending key and value.
+    """
+    exp = to_experiment_config(cfg)
+    d = exp.data
+    available = data.count(d.source.value, d.path, allow_pickle=d.allow_pickle)
+    data.check_split(available, n_samples=d.n_samples, n_test=d.n_test)
+    return exp

@@ -6,13 +6,13 @@ canonical pixel values 0..255 (as float32) and integer labels of shape ``(n,)``.
 
 from __future__ import annotations
 
+import functools
 import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from aesweep.errors import InputError
 
@@ -38,6 +38,47 @@ def source_uri(source: str, path: str | None = None) -> str:
     if source == "mnist":
         return "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
     return str(Path(path).expanduser().resolve())
+
+
+#: how many digits each source without a file holds
+SOURCE_SIZES = {"mnist_sample": 5000, "mnist": 70000}
+
+
+def load(
+    source: str, path: str | None = None, *, allow_pickle: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels of ``data.source`` (``data.path`` for a file)."""
+    if source == "mnist_sample":
+        return load_mnist_sample()
+    if source == "mnist":
+        return load_keras_mnist()
+    return load_file(path, allow_pickle=allow_pickle)
+
+
+def count(source: str, path: str | None = None, *, allow_pickle: bool = False) -> int:
+    """How many digits ``data.source`` holds, without downloading anything (a file is
+    read, so a missing or corrupt one fails here)."""
+    if source in SOURCE_SIZES:
+        return SOURCE_SIZES[source]
+    file = Path(path).expanduser()
+    stat = file.stat() if file.is_file() else None
+    # The jobs of a sweep check the same file: read it once per version of its contents.
+    key = (str(file.resolve()), stat and (stat.st_mtime_ns, stat.st_size))
+    return _count_file(key, path, allow_pickle)
+
+
+@functools.lru_cache(maxsize=8)
+def _count_file(key: tuple, path: str, allow_pickle: bool) -> int:
+    return len(load_file(path, allow_pickle=allow_pickle)[1])
+
+
+def check_split(n_total: int, *, n_samples: int, n_test: int) -> None:
+    """Refuse, naming both keys, a split that asks for more digits than there are."""
+    if n_samples + n_test > n_total:
+        raise InputError(
+            f"data.n_samples={n_samples} + data.n_test={n_test} exceeds the {n_total} digits "
+            "available"
+        )
 
 
 def load_mnist_sample() -> tuple[np.ndarray, np.ndarray]:
@@ -160,12 +201,10 @@ def split(
     test_idx : ndarray of shape (n_test,)
     """
     n_total = len(labels)
-    if n_samples + n_test > n_total:
-        raise InputError(
-            f"data.n_samples={n_samples} + data.n_test={n_test} exceeds the {n_total} digits "
-            "available"
-        )
+    check_split(n_total, n_samples=n_samples, n_test=n_test)
     indices = np.arange(n_total)
+    from sklearn.model_selection import train_test_split  # a second to import: not for a check
+
     rest = n_total - n_samples
     stratify = labels if min(n_samples, rest) >= len(np.unique(labels)) else None
     train_idx, rest_idx = (

@@ -6,7 +6,6 @@ load digits -> train (or compute a baseline's features) -> KMeans -> scores -> r
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -21,32 +20,32 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.base import BaseEstimator
 from sklearn.decomposition import PCA
 
-from aesweep import clustering, data, embedding, figures
+from aesweep import clustering, data, embedding, figures, fingerprint
 from aesweep.config import (
     UNTRAINED_ARCHS,
-    ArchConfig,
     ArchName,
-    ClusterConfig,
     ExperimentConfig,
     FinetuneName,
-    Scaling,
-    Source,
     to_experiment_config,
 )
 from aesweep.errors import TrainingDiverged
-from aesweep.review import SELECTION_TAG
-from aesweep.summary import OBJECTIVE
-from aesweep.tracking import (
+from aesweep.names import (
     CLUSTERING_MODEL_URI_TAG,
+    EPOCHS_REACHED_TAG,
+    FINGERPRINT_TAG,
+    FINGERPRINTS_ARTIFACT,
+    JOB_DIR_TAG,
     MAP_ARTIFACT,
     MODEL_URI_TAG,
+    OBJECTIVE_TAG,
+    OVERRIDES_TAG,
     PANEL_ARTIFACT,
-    NullTracker,
-    Tracker,
-    code_tags,
-    flatten,
-    ui_link,
+    SELECTION_TAG,
+    TRAINING_TAG,
 )
+from aesweep.reference import data_selection
+from aesweep.summary import OBJECTIVE, JobValue
+from aesweep.tracking import NullTracker, Tracker, code_tags, flatten, ui_link
 
 if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
     import keras
@@ -56,13 +55,6 @@ if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
     from aesweep.training import History
 
 log = logging.getLogger(__name__)
-
-FINGERPRINT_TAG = "aesweep.config_hash"  # what resume=true matches finished runs by
-TRAINING_TAG = "aesweep.training_hash"  # on runs that logged a model: what reuse matches
-#: the params that shape a trained autoencoder (train.threads and progress only run it)
-TRAINING_PARAMS = ("arch.", "activation.", "lr", "latent_dim", "data.", "train.", "seed")
-RUNNING_PARAMS = ("train.progress_every", "train.threads")
-OBJECTIVE_TAG = "aesweep.objective"  # the metric a run returned to the sweeper
 
 
 @dataclass
@@ -94,13 +86,8 @@ def run_name(cfg: ExperimentConfig) -> str:
 
 def load_digits(cfg: ExperimentConfig) -> tuple[data.Digits, data.Digits]:
     """The scaled train and held-out digits that ``cfg.data`` asks for."""
-    source = cfg.data.source
-    if source == Source.mnist_sample:
-        images, labels = data.load_mnist_sample()
-    elif source == Source.mnist:
-        images, labels = data.load_keras_mnist()
-    else:
-        images, labels = data.load_file(cfg.data.path, allow_pickle=cfg.data.allow_pickle)
+    d = cfg.data
+    images, labels = data.load(d.source.value, d.path, allow_pickle=d.allow_pickle)
     train_idx, test_idx = data.split(
         labels, n_samples=cfg.data.n_samples, n_test=cfg.data.n_test, random_state=cfg.seed
     )
@@ -213,13 +200,9 @@ def _scores(
     train: data.Digits, labels_pred: np.ndarray, test: data.Digits, test_pred: np.ndarray | None
 ) -> dict[str, float]:
     """``cluster/...`` scores of the training digits' clusters, ``test/...`` of the held-out."""
-    scores = {
-        f"cluster/{k}": v for k, v in clustering.cluster_scores(train.labels, labels_pred).items()
-    }
+    scores = clustering.split_scores(train.labels, labels_pred)
     if test_pred is not None:
-        scores |= {
-            f"test/{k}": v for k, v in clustering.cluster_scores(test.labels, test_pred).items()
-        }
+        scores |= clustering.split_scores(test.labels, test_pred, split="test")
     return scores
 
 
@@ -332,52 +315,6 @@ def log_figures(
     )
 
 
-def data_selection(cfg: ExperimentConfig) -> dict[str, object]:
-    """What picks a run's digits: the data settings (not their scaling) and the seed."""
-    path = cfg.data.path and str(Path(cfg.data.path).expanduser().resolve())
-    return {
-        "data.source": cfg.data.source.value,
-        "data.path": path,
-        "data.allow_pickle": cfg.data.allow_pickle,
-        "data.n_samples": cfg.data.n_samples,
-        "data.n_test": cfg.data.n_test,
-        "seed": cfg.seed,
-    }
-
-
-def pixel_reference(base: ExperimentConfig, selection: dict[str, object]) -> dict[str, float]:
-    """KMeans on the raw pixels (/255) of the digits ``selection`` picks, with its seed.
-
-    The reference rows of a sweep table: does a latent cluster better than the pixels of
-    the same digits? ``base`` gives the number of clusters; ``selection`` comes from
-    :func:`data_selection`.
-    """
-    exp = dataclasses.replace(
-        base,
-        arch=ArchConfig(name=ArchName.pixels, scaling=Scaling.unit),
-        lr=None,
-        latent_dim=None,
-        # The seed's KMeans, whatever the jobs cluster with: the question is pixels vs latents.
-        cluster=dataclasses.replace(
-            ClusterConfig.seed_kmeans(), n_clusters=base.cluster.n_clusters
-        ),
-        seed=selection["seed"],
-        data=dataclasses.replace(
-            base.data,
-            source=Source(selection["data.source"]),
-            path=selection["data.path"],
-            allow_pickle=selection["data.allow_pickle"],
-            n_samples=selection["data.n_samples"],
-            n_test=selection["data.n_test"],
-            scaling=Scaling.unit,
-        ),
-    )
-    train, test = load_digits(exp)
-    features = compute_features(exp, train, test, NullTracker())
-    scores, _, _ = score_clusters(exp, features, train, test)
-    return scores
-
-
 def _log_digits(
     cfg: ExperimentConfig, tracker: Tracker | NullTracker, train: data.Digits, test: data.Digits
 ) -> None:
@@ -394,28 +331,6 @@ def run_params(cfg: DictConfig) -> dict[str, object]:
     return flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
 
 
-def config_fingerprint(params: dict[str, object]) -> str:
-    """A hash of everything that shapes a run's results (not where or how it is recorded)."""
-    ignored = ("tracking.", "resume", "reuse_model", *RUNNING_PARAMS)
-    return _hash({k: v for k, v in params.items() if not k.startswith(ignored)})
-
-
-def training_fingerprint(params: dict[str, object]) -> str:
-    """A hash of what shapes a trained autoencoder: runs alike may share one (reuse_model)."""
-    return _hash(
-        {
-            k: v
-            for k, v in params.items()
-            if k.startswith(TRAINING_PARAMS) and not k.startswith(RUNNING_PARAMS)
-        }
-    )
-
-
-def _hash(params: dict[str, object]) -> str:
-    relevant = {k: str(v) for k, v in params.items()}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def run_experiment(
     cfg: DictConfig,
     *,
@@ -427,10 +342,10 @@ def run_experiment(
     """Run the experiment ``cfg`` describes and return the sweep objective (held-out acc).
 
     ``root`` is where the default MLflow store lives; ``output_dir`` is Hydra's job folder,
-    whose ``.hydra/`` files are logged with the run.
+    whose ``.hydra/`` files are logged with the run. A sweep's job (``parent_run_id``) that
+    fails before its run could start (bad data) still leaves a FAILED run with the reason.
     """
     exp = to_experiment_config(cfg)
-    train, test = load_digits(exp)  # bad data fails here, before any run exists
     tracker = Tracker.connect(
         enabled=exp.tracking.enabled,
         uri=exp.tracking.uri,
@@ -440,7 +355,22 @@ def run_experiment(
     )
     name = run_name(exp)
     params = run_params(cfg)
-    fingerprint = config_fingerprint(params)
+    tags = {
+        "arch": exp.arch.name.value,
+        OVERRIDES_TAG: shlex.join(overrides) if overrides else "(none)",
+        SELECTION_TAG: json.dumps(data_selection(exp), sort_keys=True),
+        **code_tags(),
+    }
+    if parent_run_id is not None and output_dir is not None:
+        tags[JOB_DIR_TAG] = str(Path(output_dir).resolve())
+    try:
+        train, test = load_digits(exp)  # bad data fails here: a single run leaves no run
+    except Exception as err:
+        if parent_run_id is not None and tracker.enabled:  # a sweep's job: a row of its table
+            tracker.record_failure(
+                err, run_name=name, tags=tags, parent_run_id=parent_run_id, params=params
+            )
+        raise
     objective = OBJECTIVE if len(test.labels) else "cluster/acc"
     if objective != OBJECTIVE:
         log.warning(
@@ -449,16 +379,13 @@ def run_experiment(
             objective,
             OBJECTIVE,
         )
-    tags = {
-        "arch": exp.arch.name.value,
-        "overrides": shlex.join(overrides) if overrides else "(none)",
-        FINGERPRINT_TAG: fingerprint,
-        SELECTION_TAG: json.dumps(data_selection(exp), sort_keys=True),
-        OBJECTIVE_TAG: objective,
-        **code_tags(),
-    }
+    digest = fingerprint.data_digest(train.x, train.labels, test.x, test.labels)
+    config_print = fingerprint.config_fingerprint(params, data=digest)
+    training_print = fingerprint.training_fingerprint(params, data=digest)
+    tags |= {FINGERPRINT_TAG: config_print.hash, OBJECTIVE_TAG: objective}
     if exp.resume:
-        done = tracker.find_finished(FINGERPRINT_TAG, fingerprint)
+        tracker.end_stale_runs(FINGERPRINT_TAG, config_print.hash)
+        done = tracker.find_finished(FINGERPRINT_TAG, config_print.hash)
         if done is not None:
             log.info(
                 "%s: identical config already FINISHED in run %s; reusing it",
@@ -466,14 +393,19 @@ def run_experiment(
                 done.info.run_id,
             )
             tracker.copy_finished(done, run_name=name, tags=tags, parent_run_id=parent_run_id)
-            return done.data.metrics.get(objective, math.nan)
-    training_hash = training_fingerprint(params)
+            return JobValue(done.data.metrics.get(objective, math.nan), metric=objective)
+    training_hash = training_print.hash
     trained = None
     if exp.reuse_model and exp.arch.name not in UNTRAINED_ARCHS:
         trained = tracker.find_finished(TRAINING_TAG, training_hash)
     with tracker.run(run_name=name, tags=tags, parent_run_id=parent_run_id):
         tracker.log_params(params)
         _log_digits(exp, tracker, train, test)
+        fingerprints = {"config": config_print, "training": training_print}
+        tracker.log_dict(
+            {kind: {"hash": f.hash, **f.inputs} for kind, f in fingerprints.items()},
+            FINGERPRINTS_ARTIFACT,
+        )
         if output_dir is not None:
             tracker.log_dir(output_dir / ".hydra", ".hydra")
 
@@ -481,7 +413,7 @@ def run_experiment(
         try:
             features = compute_features(exp, train, test, tracker, trained=trained)
         except TrainingDiverged as err:
-            tracker.set_tags({"epochs_reached": err.epoch})
+            tracker.set_tags({EPOCHS_REACHED_TAG: err.epoch})
             raise
         train_seconds = time.perf_counter() - start
 
@@ -520,7 +452,7 @@ def run_experiment(
             tracker.set_tags({CLUSTERING_MODEL_URI_TAG: uri})
 
     _report(name, scores, train_seconds, tracker)
-    return scores[objective]
+    return JobValue(scores[objective], metric=objective)
 
 
 def _log_autoencoder(

@@ -15,7 +15,6 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
@@ -23,11 +22,19 @@ from mlflow.exceptions import MlflowException
 
 from aesweep import figures, server
 from aesweep.config import ExperimentConfig
-from aesweep.experiment import pixel_reference
-from aesweep.review import (
+from aesweep.names import (
+    FAILURE_TAG,
+    OBJECTIVE_TAG,
+    OVERRIDES_TAG,
+    PARENT_FILE,
     ROLE_TAG,
+    SEARCH_TAG,
     SELECTION_TAG,
+    SWEEP_DIR_TAG,
     TRIAL_TAG,
+)
+from aesweep.reference import pixel_reference
+from aesweep.review import (
     load_sweep,
     reference_metrics,
     search_figures,
@@ -35,15 +42,11 @@ from aesweep.review import (
     selection_id,
     sweep_figures,
 )
+from aesweep.search_record import SearchRecord
 from aesweep.summary import to_csv, to_markdown
-from aesweep.sweep import PARENT_FILE, SEARCH_FILE
-from aesweep.tracking import Tracker, code_tags, ui_link
-
-if TYPE_CHECKING:
-    from aesweep.search import SearchRecord
+from aesweep.tracking import Tracker, code_tags, process_tags, ui_link
 
 log = logging.getLogger(__name__)
-SEARCH_TAG = "aesweep.search"  # on a search's parent: its Optuna study, shared by its resumptions
 
 
 class SweepParent:
@@ -72,8 +75,9 @@ class SweepParent:
                 tags={
                     ROLE_TAG: "sweep",
                     "aesweep.command": shlex.join(["python", *sys.argv]),
-                    "aesweep.sweep_dir": str(sweep_dir),
+                    SWEEP_DIR_TAG: str(sweep_dir),
                     **code_tags(),
+                    **process_tags(),
                 },
             )
         self.run_id = run.info.run_id
@@ -90,7 +94,24 @@ class SweepParent:
         # At exit, a server that is gone gets one try, not a minute of retries.
         with server.no_retries(), contextlib.suppress(MlflowException):
             if self.client.get_run(self.run_id).info.status == "RUNNING":
+                self.end_orphans("the sweep ended (interrupted or killed) while this job ran")
                 self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.KILLED))
+
+    def end_orphans(self, why: str) -> int:
+        """End KILLED, with ``why``, the jobs' runs still RUNNING once the sweep has ended:
+        their process was killed (SIGKILL, a lost worker) before it could end them."""
+        sweep = load_sweep(self.client, self.run_id)
+        orphans = [run for run in sweep.children if run.info.status == "RUNNING"]
+        for run in orphans:
+            self.client.set_tag(run.info.run_id, FAILURE_TAG, why)
+            self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+        return len(orphans)
+
+    def fail(self, reason: str) -> None:
+        """End the parent FAILED with ``reason`` (its review could not be made)."""
+        with server.no_retries(), contextlib.suppress(MlflowException):
+            self.client.set_tag(self.run_id, FAILURE_TAG, reason[:5000])
+            self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FAILED))
 
     def log_references(self, children: list[Run]) -> dict[str, dict[str, float]]:
         """KMeans on the pixels of each distinct set of digits the jobs saw, on the parent.
@@ -100,7 +121,9 @@ class SweepParent:
         """
         selections = {run.data.tags.get(SELECTION_TAG, "") for run in children} - {""}
         references = {
-            selection_id(selection): pixel_reference(self.base, json.loads(selection))
+            selection_id(selection): pixel_reference(
+                json.loads(selection), n_clusters=self.base.cluster.n_clusters
+            )
             for selection in sorted(selections)
         }
         now = int(time.time() * 1000)
@@ -122,11 +145,16 @@ class SweepParent:
             return self._review(sweep_dir)
 
     def _review(self, sweep_dir: Path) -> int:
+        # Every job has returned: a run still RUNNING lost its process.
+        self.end_orphans("its job ended without ending its run (the process was killed?)")
         sweep = load_sweep(self.client, self.run_id)
-        search = _search_record(sweep_dir)  # None for a grid
+        search = SearchRecord.read(sweep_dir)  # None for a grid
         if search is not None:
             self._tag_trials(search, sweep.children)
             sweep = load_sweep(self.client, self.run_id)
+            objectives = {run.data.tags.get(OBJECTIVE_TAG) for run in sweep.children} - {None}
+            if len(objectives) == 1:  # name the best after what the jobs really returned
+                search.objective = objectives.pop()
         sweep.references = self.log_references(sweep.children)
         columns, rows = sweep.table()
         markdown, csv_text = to_markdown(columns, rows), to_csv(columns, rows)
@@ -163,7 +191,7 @@ class SweepParent:
             if trial.overrides is not None:
                 unclaimed.setdefault(shlex.join(trial.overrides), []).append(trial.number)
         for run in children:  # in start order: duplicate draws take their numbers in turn
-            numbers = unclaimed.get(run.data.tags.get("overrides", ""))
+            numbers = unclaimed.get(run.data.tags.get(OVERRIDES_TAG, ""))
             if numbers:
                 self.client.set_tag(run.info.run_id, TRIAL_TAG, str(numbers.pop(0)))
 
@@ -195,12 +223,3 @@ class SweepParent:
         for name, figure in search_figures(search).items():
             self.client.log_figure(self.run_id, figure, f"figures/{name}.png")
             figures.plt.close(figure)
-
-
-def _search_record(sweep_dir: Path) -> SearchRecord | None:
-    """What a search left in its sweep folder (:mod:`aesweep.search`), or None."""
-    if not (sweep_dir / SEARCH_FILE).is_file():
-        return None  # a grid: no need to load Optuna
-    from aesweep.search import SearchRecord
-
-    return SearchRecord.read(sweep_dir)

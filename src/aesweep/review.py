@@ -7,21 +7,39 @@ Hydra.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import shlex
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from omegaconf import OmegaConf
 
 from aesweep import figures
+from aesweep.names import (
+    EPOCHS_REACHED_TAG,
+    FAILURE_FILE,
+    FAILURE_TAG,
+    JOB_DIR_TAG,
+    MAP_ARTIFACT,
+    OVERRIDES_TAG,
+    PANEL_ARTIFACT,
+    REFERENCE_PREFIX,
+    RESUMED_FROM_TAG,
+    ROLE_TAG,
+    SELECTION_TAG,
+    SWEEP_DIR_TAG,
+    TRIAL_TAG,
+)
 from aesweep.summary import (
     REPLICATE_KEY,
     SCORE_KEYS,
@@ -31,16 +49,10 @@ from aesweep.summary import (
     summary_rows,
     swept_keys,
 )
-from aesweep.tracking import MAP_ARTIFACT, PANEL_ARTIFACT, RESUMED_FROM_TAG
+from aesweep.tracking import flatten
 
 if TYPE_CHECKING:
-    from aesweep.search import SearchRecord
-
-ROLE_TAG = "aesweep.role"  # "sweep" on parent runs, so the latest sweep can be found
-SELECTION_TAG = "aesweep.data_selection"  # on a job: its digits' settings and seed (JSON)
-REFERENCE_PREFIX = "reference/"  # the parent's metrics of KMeans on raw pixels
-TRIAL_TAG = "aesweep.trial"  # on a search's job: its Optuna trial number
-#: per job: its t-SNE map (coords, labels_true, labels_pred, index into the training digits)
+    from aesweep.search_record import SearchRecord
 
 
 def reference_metrics(selection_id: str, scores: Mapping[str, float]) -> dict[str, float]:
@@ -66,10 +78,13 @@ class Sweep:
     parent: Run
     children: list[Run]
     references: dict[str, dict[str, float]]  # data selection id -> pixel reference scores
+    #: jobs of the sweep's folder that never reached MLflow (their run could not start)
+    unrecorded: list[JobRecord] = field(default_factory=list)
 
     @cached_property
     def jobs(self) -> list[JobRecord]:
-        return [job_record(run) for run in self.children]
+        """Every job: those with a run, then those known only from their folder."""
+        return [job_record(run) for run in self.children] + self.unrecorded
 
     def table(self) -> tuple[list[str], list[dict[str, object]]]:
         return summary_rows(self.jobs, self.references)
@@ -79,16 +94,16 @@ def job_record(run: Run) -> JobRecord:
     """The summary's view of one child run."""
     tags = run.data.tags
     metrics = dict(run.data.metrics)
-    if "epochs_reached" in tags:
-        metrics.setdefault("epochs_reached", float(tags["epochs_reached"]))
-    overrides = tags.get("overrides", "")
+    if EPOCHS_REACHED_TAG in tags:
+        metrics.setdefault("epochs_reached", float(tags[EPOCHS_REACHED_TAG]))
+    overrides = tags.get(OVERRIDES_TAG, "")
     return JobRecord(
         run_name=run.info.run_name,
         status=run.info.status,
         params=run.data.params,
         metrics=metrics,
         overrides=[] if overrides == "(none)" else shlex.split(overrides),
-        failure=tags.get("failure_reason", ""),
+        failure=tags.get(FAILURE_TAG, ""),
         run_id=run.info.run_id,
         selection=selection_id(tags.get(SELECTION_TAG, "")),
         trial=int(tags[TRIAL_TAG]) if TRIAL_TAG in tags else None,
@@ -101,15 +116,60 @@ def selection_id(selection_json: str) -> str:
 
 
 def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
-    """Read a sweep's parent, children and pixel references back from MLflow."""
+    """Read a sweep's parent, children and pixel references back from MLflow, and the jobs
+    that never reached it from the sweep's folder (where that folder still exists)."""
     parent = client.get_run(parent_run_id)
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-        max_results=10_000,
-        order_by=["attributes.start_time ASC"],
+    children = list(
+        client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+            max_results=10_000,
+            order_by=["attributes.start_time ASC"],
+        )
     )
-    return Sweep(parent, list(children), _references(parent.data.metrics))
+    sweep_dir = parent.data.tags.get(SWEEP_DIR_TAG)
+    unrecorded = []
+    if sweep_dir:
+        recorded = {run.data.tags.get(JOB_DIR_TAG) for run in children}
+        unrecorded = unrecorded_jobs(Path(sweep_dir), recorded, since=parent.info.start_time)
+    return Sweep(parent, children, _references(parent.data.metrics), unrecorded)
+
+
+def unrecorded_jobs(sweep_dir: Path, recorded: set[str], *, since: int) -> list[JobRecord]:
+    """The jobs of ``sweep_dir`` started at or after ``since`` (ms) whose folder no run of
+    ``recorded`` (their :data:`JOB_DIR_TAG`) names: FAILED rows, with the line their job
+    left in :data:`FAILURE_FILE`, or a note that it left none (killed before its run)."""
+    jobs = []
+    for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml"), key=_job_number):
+        job_dir = overrides_file.parent.parent
+        if overrides_file.stat().st_mtime < since / 1000 - 1 or str(job_dir.resolve()) in recorded:
+            continue  # a job of an earlier sweep in the same folder, or one with its run
+        failure_file = job_dir / FAILURE_FILE
+        failure = (
+            failure_file.read_text().strip()
+            if failure_file.is_file()
+            else f"no MLflow run, no error recorded (killed before its run?): see {job_dir}"
+        )
+        overrides = OmegaConf.load(overrides_file)
+        params: dict[str, object] = {}
+        with contextlib.suppress(Exception):  # a config that cannot resolve: its overrides say it
+            config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
+            params = flatten(OmegaConf.to_container(config, resolve=True))
+        jobs.append(
+            JobRecord(
+                run_name=f"job {job_dir.name}",
+                status="FAILED",
+                params={k: str(v) for k, v in params.items()},
+                overrides=[str(o) for o in overrides],
+                failure=failure,
+            )
+        )
+    return jobs
+
+
+def _job_number(overrides_file: Path) -> tuple[int, str]:
+    name = overrides_file.parent.parent.name
+    return (int(name), name) if name.isdigit() else (1 << 30, name)
 
 
 def find_parent(client: MlflowClient, experiment_id: str, sweep: str | None = None) -> Run | None:

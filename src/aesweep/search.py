@@ -10,7 +10,8 @@ A space is ``key: spec`` pairs, ``spec`` in Hydra's grammar: ``choice(ffn,cnn)``
 ``ffn,cnn``), ``range(16,65,16)``, ``interval(1e-4,1e-2)``, ``int(interval(8,128))``, and
 ``tag(log, ...)`` for a log scale. The study lives in a persistent storage under a name
 derived from the search, so the same command resumes it. The outcome goes to the sweep
-folder as :data:`SEARCH_FILE`, which the sweep's parent run reads (:mod:`aesweep.parent`).
+folder as a :class:`~aesweep.search_record.SearchRecord`, which the sweep's parent run
+reads (:mod:`aesweep.parent`) without Optuna.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,11 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from aesweep.errors import InputError
-from aesweep.summary import OBJECTIVE
-from aesweep.sweep import SEARCH_FILE
+from aesweep.fingerprint import shapes_result
+from aesweep.search_record import SearchRecord, TrialRecord
 
 log = logging.getLogger(__name__)
 
-#: overrides that change how a trial runs or where it is recorded, not its result; a study's
-#: name leaves them out, so that adding one (say, resume=true) still resumes the study
-NOT_IN_STUDY = ("resume", "reuse_model", "train.threads", "train.progress_every", "tracking")
 #: user attributes of a study's trials (see :func:`counts_towards_budget`)
 FAILURE_ATTR = "aesweep.failure"  # the job ran and failed: a NaN or an error
 SKIPPED_ATTR = "aesweep.skipped"  # PRUNED, never launched: the drawn config is invalid
@@ -167,7 +165,7 @@ def validate_space(space: Mapping[str, Dimension], fixed: Sequence[str], check: 
         for value in dim.probes:
             try:
                 check([*fixed, dim.override(value)])
-            except (InputError, HydraException) as err:
+            except (InputError, FileNotFoundError, HydraException) as err:
                 raise _fail(f"{dim.key}={dim.spec}", _first_line(err)) from None
 
 
@@ -192,11 +190,12 @@ def study_name(
 ) -> str:
     """``search-<hash>`` of what shapes the search's results, so one command, one study.
 
-    The hash covers the space, the fixed overrides (less :data:`NOT_IN_STUDY`), the
-    direction and the sampler's settings, not the number of trials: rerunning with more
-    trials continues the study.
+    The hash covers the space, the fixed overrides (less those of keys that change no
+    result, :data:`aesweep.fingerprint.NOT_A_RESULT`: adding resume=true still resumes the
+    study), the direction and the sampler's settings, not the number of trials: rerunning
+    with more trials continues the study.
     """
-    shaping = sorted(o for o in fixed if not o.lstrip("+~").startswith(NOT_IN_STUDY))
+    shaping = sorted(o for o in fixed if shapes_result(o.partition("=")[0]))
     described = {
         "space": {key: distribution_to_json(dim.distribution) for key, dim in space.items()},
         "fixed": shaping,
@@ -244,50 +243,6 @@ class JobOutcome:
     failure: str = ""
 
 
-@dataclass
-class TrialRecord:
-    """One trial of the study as the parent run reports it."""
-
-    number: int
-    state: str  # COMPLETE or FAIL
-    value: float | None
-    params: dict[str, Any]
-    overrides: list[str] | None = None  # as launched by this sweep; None: an earlier sweep's
-
-
-@dataclass
-class SearchRecord:
-    """A search's outcome: the study, its space and its trials (:data:`SEARCH_FILE`)."""
-
-    study_name: str
-    storage: str | None
-    direction: str
-    sampler: dict[str, Any]
-    n_trials: int
-    space: dict[str, dict[str, Any]]  # key -> {"spec", "kind", "log"}
-    trials: list[TrialRecord] = field(default_factory=list)
-    objective: str = OBJECTIVE
-
-    def best(self) -> TrialRecord | None:
-        """The best COMPLETE trial (the first of equals), or None."""
-        done = [t for t in self.trials if t.state == "COMPLETE" and t.value is not None]
-        sign = 1 if self.direction == "maximize" else -1
-        return max(done, key=lambda t: (sign * t.value, -t.number), default=None)
-
-    def write(self, sweep_dir: Path) -> None:
-        (sweep_dir / SEARCH_FILE).write_text(json.dumps(asdict(self), indent=1) + "\n")
-
-    @classmethod
-    def read(cls, sweep_dir: Path) -> SearchRecord | None:
-        """The record a search left in ``sweep_dir``, or None for a grid sweep."""
-        path = Path(sweep_dir) / SEARCH_FILE
-        if not path.is_file():
-            return None
-        data = json.loads(path.read_text())
-        data["trials"] = [TrialRecord(**t) for t in data["trials"]]
-        return cls(**data)
-
-
 def describe_space(space: Mapping[str, Dimension]) -> dict[str, dict[str, Any]]:
     """What the record keeps of each dimension: the spec, numeric or not, log scale."""
     described = {}
@@ -330,7 +285,7 @@ def ask_valid(
         overrides = trial_overrides(space, fixed, trial.params)
         try:
             check(overrides)
-        except (InputError, HydraException) as err:
+        except (InputError, FileNotFoundError, HydraException) as err:
             why = _first_line(err)
             trial.set_user_attr(SKIPPED_ATTR, why)
             study.tell(trial, state=TrialState.PRUNED)
@@ -423,6 +378,7 @@ def _record(trial: FrozenTrial, overrides: list[str] | None = None) -> TrialReco
         value=trial.value,
         params=dict(trial.params),
         overrides=overrides,
+        failure=trial.user_attrs.get(FAILURE_ATTR, ""),
     )
 
 
@@ -430,7 +386,11 @@ def _log_progress(record: SearchRecord, numbers: set[int]) -> None:
     """One line per trial just told, and the best so far."""
     for trial in record.trials:
         if trial.number in numbers:
-            shown = "failed" if trial.value is None else f"{record.objective} {trial.value:.4f}"
+            shown = (
+                f"failed ({trial.failure or 'no reason recorded'})"
+                if trial.value is None
+                else f"{record.objective} {trial.value:.4f}"
+            )
             params = " ".join(f"{key}={_short(value)}" for key, value in trial.params.items())
             log.info("trial %d: %s  (%s)", trial.number, shown, params)
     best = record.best()

@@ -15,6 +15,29 @@ from dataclasses import dataclass, field
 
 OBJECTIVE = "test/acc"  # the sweep objective: what train.py returns and the table sorts by
 REFERENCE_NAME = "pixels (reference)"
+
+
+class JobValue(float):
+    """What a job returns to the sweeper: its objective, with the metric's name, or NaN with
+    the error the job ended on (a sweeper reads ``metric`` and ``failure`` if it wants them;
+    to any other it is a float)."""
+
+    metric: str
+    failure: str
+
+    def __new__(cls, value: float, *, metric: str = OBJECTIVE, failure: str = "") -> JobValue:
+        job_value = super().__new__(cls, value)
+        job_value.metric, job_value.failure = metric, failure
+        return job_value
+
+    def __reduce__(self):  # joblib's and submitit's workers send it back pickled
+        return _job_value, (float(self), self.metric, self.failure)
+
+
+def _job_value(value: float, metric: str, failure: str) -> JobValue:
+    return JobValue(value, metric=metric, failure=failure)
+
+
 SCORE_KEYS = [
     f"{split}/{score}" for split in ("cluster", "test") for score in ("purity", "acc", "nmi", "ari")
 ]

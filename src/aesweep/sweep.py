@@ -20,17 +20,14 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from aesweep.config import to_experiment_config
+from aesweep.config import check_job, to_experiment_config
 from aesweep.errors import InputError, TrackingError
+from aesweep.names import PARENT_FILE, SEARCH_SWEEPER
 
 if TYPE_CHECKING:
     from aesweep.parent import SweepParent
 
 log = logging.getLogger(__name__)
-
-PARENT_FILE = "mlflow_parent_run.json"  # in the sweep folder: how jobs find their parent
-SEARCH_FILE = "search.json"  # in a search's sweep folder: its study's trials (aesweep.search)
-SEARCH_SWEEPER = "AesweepOptunaSweeper"  # hydra/sweeper=aesweep_optuna (hparams_search=optuna)
 
 
 def parent_run_id() -> str | None:
@@ -51,7 +48,7 @@ class MlflowSweepCallback(Callback):
         try:
             validate_jobs(config)
             base = to_experiment_config(config)
-        except (InputError, ConfigCompositionException) as err:
+        except (InputError, FileNotFoundError, ConfigCompositionException) as err:
             log.error("%s", str(err).splitlines()[0])
             sys.exit(1)  # before any job: a bad value in a sweep list stops the whole sweep
         if base.tracking.enabled:
@@ -70,8 +67,14 @@ class MlflowSweepCallback(Callback):
             return
         try:
             failed = self.parent.review(Path(config.hydra.sweep.dir))
-        except TrackingError as err:
-            log.error("%s: %s", type(err).__name__, err)
+        except Exception as err:
+            # Hydra turns a callback's exception into a warning that scrolls by, and the
+            # command exits 0: a review that could not be made fails the command instead.
+            line = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
+            if not isinstance(err, TrackingError | InputError | FileNotFoundError):
+                log.debug("the sweep's review failed", exc_info=err)
+            self.parent.fail(f"the sweep's review failed: {line}")
+            log.error("the sweep's review failed: %s", line)
             sys.exit(1)
         if failed:
             sys.exit(1)  # a job failed: the table says which and why
@@ -102,7 +105,7 @@ def validate_jobs(config: DictConfig) -> None:
         ) from err
 
     def check(overrides: list[str]) -> None:
-        to_experiment_config(compose(config.hydra.job.config_name, overrides=overrides))
+        check_job(compose(config.hydra.job.config_name, overrides=overrides))
 
     sweeper = str(config.hydra.sweeper.get("_target_", ""))
     if sweeper.endswith(SEARCH_SWEEPER):

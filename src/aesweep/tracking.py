@@ -7,8 +7,10 @@ The science modules never import mlflow; :mod:`aesweep.experiment` hands them a
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,16 +31,18 @@ from mlflow.exceptions import MlflowException
 
 from aesweep import server
 from aesweep.errors import TrackingRefused, TrackingUnavailable
+from aesweep.names import (
+    EPOCHS_REACHED_TAG,
+    FAILURE_TAG,
+    HOST_TAG,
+    MODEL_FROM_TAG,
+    MODEL_URI_TAG,
+    PID_TAG,
+    RESUMED_FROM_TAG,
+)
 
 log = logging.getLogger(__name__)
 
-PANEL_ARTIFACT = "latents/panel.npz"  # one digit of each label with its latent vector
-MAP_ARTIFACT = "latents/map.npz"  # a run's 2-D map of its latents, for the sweep's figure
-RESUMED_FROM_TAG = "aesweep.resumed_from"  # on a run that reused an earlier run's results
-MODEL_URI_TAG = "aesweep.model_uri"  # on a run that logged its trained autoencoder
-#: on a fine-tuned run: its model image -> q (the encoder with DEC's clustering head)
-CLUSTERING_MODEL_URI_TAG = "aesweep.clustering_model_uri"
-MODEL_FROM_TAG = "aesweep.model_from"  # on a run that reused another run's autoencoder
 CURVES = ("train/loss", "val/loss")  # the per-epoch metrics
 FLUSH_SECONDS = 5.0  # how long per-epoch metrics may wait before they are written
 # Marks the experiment as model training, so MLflow 3's UI shows its runs, not GenAI traces.
@@ -80,6 +84,28 @@ def ensure_experiment(name: str, *, root: Path) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def process_tags() -> dict[str, str]:
+    """The host and process that run a run: how a resume tells a killed job's RUNNING run
+    from one that still runs (:func:`process_gone`)."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def process_gone(tags: Mapping[str, str]) -> bool:
+    """True if the run's process (its :func:`process_tags`) ran on this host and is gone."""
+    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+        return False  # another machine's, or a run from before these tags: cannot tell
+    pid = int(tags[PID_TAG])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, as another user's
+    return False
 
 
 def code_tags() -> dict[str, str]:
@@ -234,7 +260,7 @@ class Tracker:
             active = mlflow.start_run(
                 experiment_id=self.experiment_id,
                 run_name=run_name,
-                tags=dict(tags),
+                tags={**tags, **process_tags()},
                 parent_run_id=parent_run_id,
                 nested=parent_run_id is not None,
             )
@@ -270,7 +296,7 @@ class Tracker:
             # A server that already failed us gets one more try each, not a minute.
             with server.no_retries() if lost else contextlib.nullcontext():
                 if failure_reason:
-                    self.set_tags({"failure_reason": failure_reason})
+                    self.set_tags({FAILURE_TAG: failure_reason})
                 self.flush()
                 mlflow.flush_async_logging()
                 mlflow.end_run(status=RunStatus.to_string(status))
@@ -310,14 +336,43 @@ class Tracker:
 
     def find_finished(self, tag: str, value: str) -> mlflow.entities.Run | None:
         """The latest FINISHED run of this experiment whose ``tag`` equals ``value``."""
-        runs = mlflow.search_runs(
+        runs = self._search(f"tags.`{tag}` = '{value}' and attributes.status = 'FINISHED'", 1)
+        return runs[0] if runs else None
+
+    def _search(self, filter_string: str, max_results: int) -> list[mlflow.entities.Run]:
+        return mlflow.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{tag}` = '{value}' and attributes.status = 'FINISHED'",
-            max_results=1,
+            filter_string=filter_string,
+            max_results=max_results,
             order_by=["attributes.start_time DESC"],
             output_format="list",
         )
-        return runs[0] if runs else None
+
+    def end_stale_runs(self, tag: str, value: str) -> list[str]:
+        """End KILLED the RUNNING runs whose ``tag`` equals ``value`` and whose process is
+        gone: it ran on this host and no longer exists (:func:`process_gone`), or it was a
+        sweep's job and that sweep has ended. Returns their run ids.
+
+        A job killed with SIGKILL (the OOM killer, ``kill -9``) cannot end its run; the
+        next ``resume=true`` of its sweep does, and runs the job again.
+        """
+        client = MlflowClient(self.tracking_uri)
+        ended = []
+        for run in self._search(f"tags.`{tag}` = '{value}' and attributes.status = 'RUNNING'", 100):
+            tags = run.data.tags
+            parent_id = tags.get("mlflow.parentRunId")
+            parent_ended = parent_id and client.get_run(parent_id).info.status != "RUNNING"
+            if not (parent_ended or process_gone(tags)):
+                continue  # it may still be running, on another machine say
+            why = (
+                f"its process ({tags.get(HOST_TAG, '?')} pid {tags.get(PID_TAG, '?')}) is gone; "
+                "ended KILLED by a resume"
+            )
+            client.set_tag(run.info.run_id, FAILURE_TAG, why)
+            client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            log.warning("run %s was left RUNNING: %s", run.info.run_id, why)
+            ended.append(run.info.run_id)
+        return ended
 
     def copy_finished(
         self,
@@ -327,13 +382,40 @@ class Tracker:
         tags: Mapping[str, str],
         parent_run_id: str | None,
     ) -> None:
-        """Record a run that reuses ``source``'s results (resume), so a sweep lists every job."""
-        tags = {**tags, RESUMED_FROM_TAG: source.info.run_id}
-        if "epochs_reached" in source.data.tags:
-            tags["epochs_reached"] = source.data.tags["epochs_reached"]
+        """Record a run that reuses ``source``'s results (resume), so a sweep lists every job.
+
+        The copy names the run that did the work, also when ``source`` is itself a copy:
+        its curves, latents and maps are there.
+        """
+        original = source.data.tags.get(RESUMED_FROM_TAG, source.info.run_id)
+        tags = {**tags, RESUMED_FROM_TAG: original}
+        if EPOCHS_REACHED_TAG in source.data.tags:
+            tags[EPOCHS_REACHED_TAG] = source.data.tags[EPOCHS_REACHED_TAG]
         with self.run(run_name=run_name, tags=tags, parent_run_id=parent_run_id):
             self.log_params(source.data.params)
             self.log_metrics(source.data.metrics)
+
+    def record_failure(
+        self,
+        err: BaseException,
+        *,
+        run_name: str,
+        tags: Mapping[str, str],
+        parent_run_id: str | None,
+        params: Mapping[str, Any],
+    ) -> None:
+        """A FAILED run for a job that failed before its run could start (bad data, say),
+        so that its sweep's table has its row and reason. The error is not raised here."""
+        with (
+            contextlib.suppress(type(err)),
+            self.run(run_name=run_name, tags=tags, parent_run_id=parent_run_id),
+        ):
+            self.log_params(params)
+            raise err
+
+    def log_dict(self, dictionary: Mapping[str, Any], artifact_file: str) -> None:
+        """Log ``dictionary`` as a JSON artifact."""
+        mlflow.log_text(json.dumps(dictionary, indent=1, sort_keys=True), artifact_file)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         mlflow.log_params({k: "None" if v is None else v for k, v in params.items()})

@@ -44,6 +44,7 @@ class AesweepOptunaSweeper(Sweeper):
         self.n_trials = n_trials
         self.n_jobs = n_jobs
         self.params = OmegaConf.to_container(params, resolve=True) if params else {}
+        self.record = None  # the search's record, once it starts
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -101,6 +102,7 @@ class AesweepOptunaSweeper(Sweeper):
             n_trials=self.n_trials,
             space=search.describe_space(space),
         )
+        self.record = record
         log.info("Optuna study %r in %s", name, storage or "memory (not resumable)")
         return search.run_search(
             study,
@@ -117,17 +119,22 @@ class AesweepOptunaSweeper(Sweeper):
 
     def check(self, overrides: list[str]) -> None:
         """Compose one trial's config as its job will, and validate it (aesweep's schema)."""
-        from aesweep.config import to_experiment_config
+        from aesweep.config import check_job
 
         loader = self.hydra_context.config_loader
-        to_experiment_config(loader.load_sweep_config(self.config, list(overrides)))
+        check_job(loader.load_sweep_config(self.config, list(overrides)))
 
     def launch(self, batch: list[list[str]], initial_job_idx: int) -> list:
         """Run a batch of jobs through Hydra's launcher; each one's value or failure."""
         from aesweep.search import JobOutcome
 
         returns = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
-        return [JobOutcome(*_value(job)) for job in returns]
+        outcomes = [JobOutcome(*_value(job)) for job in returns]
+        for job in returns:  # the metric the jobs returned (training acc without held-out digits)
+            metric = getattr(job._return_value, "metric", None)
+            if metric and self.record is not None:
+                self.record.objective = metric
+        return outcomes
 
     def _storage(self) -> str | None:
         """The storage URL, a relative sqlite path made absolute from where Hydra started."""
@@ -157,7 +164,10 @@ def _value(job: JobReturn) -> tuple[float | None, str]:
             job.return_value  # noqa: B018 - raises the job's error
         except Exception as err:  # the job's own error, whatever it is
             return None, f"{type(err).__name__}: {err}"
+    value = job.return_value
+    failure = getattr(value, "failure", "")  # aesweep's jobs say why they returned NaN
     try:
-        return float(job.return_value), ""
+        number = float(value)
     except (TypeError, ValueError):
-        return None, f"the job returned {job.return_value!r}, not a number"
+        return None, f"the job returned {value!r}, not a number"
+    return (None, failure) if failure else (number, "")
