@@ -79,6 +79,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    _end_runs_on_sigterm()  # the sweep's own process: its parent run ends KILLED, not RUNNING
     try:
         main()
     except KeyboardInterrupt as err:

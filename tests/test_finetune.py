@@ -3,6 +3,7 @@ training step, the stopping rule, and a tiny ``finetune=idec`` run with its reco
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -97,14 +98,18 @@ def test_steps_towards_a_fixed_target_lower_the_kl(tiny_problem):
     assert after < 0.98 * before
 
 
-def test_fine_tuning_stops_when_few_labels_change_or_at_max_steps(tiny_problem):
+def test_fine_tuning_stops_when_few_labels_change_or_at_max_steps(tiny_problem, caplog):
     autoencoder, centres, train = tiny_problem
     # Any change below 100 %: the first check after training stops it.
-    loose = fine_tune(autoencoder, centres, train.x, _config(tol=0.999))
+    with caplog.at_level(logging.INFO, logger="aesweep"):
+        loose = fine_tune(autoencoder, centres, train.x, _config(tol=0.999))
     assert (loose.converged, loose.steps) == (True, 5)
     assert [u.step for u in loose.updates] == [0, 5]
+    assert "no label may change" not in caplog.text
     # No change is below 0: it runs to max_steps, the last interval cut short.
-    strict = fine_tune(autoencoder, centres, train.x, _config(tol=0.0, max_steps=12))
+    with caplog.at_level(logging.INFO, logger="aesweep"):
+        strict = fine_tune(autoencoder, centres, train.x, _config(tol=0.0, max_steps=12))
+    assert "the stopping rule means no label may change" in caplog.text
     assert (strict.converged, strict.steps) == (False, 12)
     assert [u.step for u in strict.updates] == [0, 5, 10, 12]
     assert all(u.kl > 0 and u.recon > 0 for u in strict.updates[1:])

@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import LEAN, TINY, BackgroundCli, run_cli
+from conftest import LEAN, TINY, BackgroundCli, free_port, run_cli
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -37,6 +37,11 @@ BAD_INPUTS = [
     (["data=file", "data.path=missing.npz"], "data.path='missing.npz': no such file"),
     (["arch=mlp"], "Could not find 'arch/mlp'"),
     (["-m", "lr=0.01,-2"], "lr=-2.0 must be > 0"),
+    # what only the data's size can tell: before the first job, not when the second starts
+    (
+        ["-m", "arch=pixels", "data.n_samples=300,4500", "data.n_test=1000"],
+        "data.n_samples=4500 + data.n_test=1000 exceeds the 5000 digits available",
+    ),
 ]
 
 
@@ -166,3 +171,38 @@ def test_submitit_local_launcher_runs_each_job_in_its_own_process(workdir):
     assert len(children) == 2 and all(r.info.status == "FINISHED" for r in runs)
     assert len(list(workdir.glob("multirun/*/*/.submitit/*/*_result.pkl"))) == 2
     assert len(_summary_rows(workdir)) == 3
+
+
+def test_sigterm_to_a_joblib_sweep_ends_every_run_killed(workdir):
+    # What a scheduler or `kill` sends to the sweep's process while its workers train.
+    sweep = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "train.threads=1"]
+    sweep += [*TINY, *LEAN, "arch=ffn,cnn", "train.epochs=100000", "train.progress_every=1"]
+    cli = BackgroundCli(sweep, workdir)
+    try:
+        cli.wait_for_line(r"epoch +2/100000")
+        cli.wait_for_line(r"epoch +2/100000")  # both workers train
+        assert cli.interrupt(signal.SIGTERM) != 0
+    finally:
+        cli.kill()
+    output = cli.finish()
+    assert "Traceback" not in output
+    assert "interrupted (signal SIGTERM): runs ended KILLED" in output
+    client = _client(workdir)
+    runs = _all_runs(client)
+    assert len(runs) == 3
+    assert {run.info.status for run in runs} == {"KILLED"}  # the parent and both jobs
+
+
+def test_a_job_that_never_reaches_mlflow_is_a_failed_row_and_the_sweep_exits_1(workdir):
+    # The second job's tracking server does not answer: it cannot record a run at all.
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = run_cli(["-m", *TINY, *LEAN, "arch=pixels", f"tracking.uri=null,{dead}"], cwd=workdir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "Downloading artifacts" not in output  # MLflow's bars stay out of the terminal
+    rows = _summary_rows(workdir)
+    assert [row["status"].split(":")[0] for row in rows] == ["FINISHED", "reference", "FAILED"]
+    assert dead.rsplit(":", 1)[1] in rows[2]["tracking.uri"]  # as Hydra records it: http\\://
+    assert rows[2]["status"].startswith(f"FAILED: TrackingUnavailable: tracking server {dead}")
+    [parent] = [r for r in _all_runs(_client(workdir)) if r.data.tags.get("aesweep.role")]
+    assert parent.info.status == "FAILED"

@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 from aesweep import figures, search
 from aesweep.config import to_experiment_config
 from aesweep.errors import InputError
+from aesweep.names import SEARCH_FILE
 from aesweep.summary import JobRecord, summary_rows, to_csv, to_markdown
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -387,7 +388,7 @@ def test_search_summary_ranks_the_trials_best_first(tiny_search):
     assert accs == sorted(accs, reverse=True)
     tagged = {r.data.tags["aesweep.trial"] for r in children[second.info.run_id]}
     assert {row["trial"] for row in jobs} == tagged
-    record = json.loads((sweep_dir / search.SEARCH_FILE).read_text())
+    record = json.loads((sweep_dir / SEARCH_FILE).read_text())
     assert sorted(str(t["number"]) for t in record["trials"]) == sorted(tagged)
 
 

@@ -195,6 +195,14 @@ def fine_tune(
     if config.name == FinetuneName.none:
         raise ValueError("finetune=none: nothing to fine-tune")
     start = time.perf_counter()
+    if config.tol * len(x_train) < 1:
+        log.info(
+            "finetune.tol=%g of %d training digits is less than one label: the stopping rule "
+            "means no label may change, so fine-tuning likely runs to max_steps=%d",
+            config.tol,
+            len(x_train),
+            config.max_steps,
+        )
     idec = config.name == FinetuneName.idec
     # DEC drops the decoder; IDEC keeps it in the loss.
     model, trained, probe = _build(

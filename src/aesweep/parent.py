@@ -119,7 +119,9 @@ class SweepParent:
         Jobs over several seeds or data sizes saw different digits, so each such set gets
         its own reference (selection id -> scores).
         """
-        selections = {run.data.tags.get(SELECTION_TAG, "") for run in children} - {""}
+        # Only the digits of jobs that finished: a failed job's may be unreadable (a bad file).
+        finished = [run for run in children if run.info.status == "FINISHED"]
+        selections = {run.data.tags.get(SELECTION_TAG, "") for run in finished} - {""}
         references = {
             selection_id(selection): pixel_reference(
                 json.loads(selection), n_clusters=self.base.cluster.n_clusters
