@@ -159,20 +159,6 @@ def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir)
     _assert_nothing_running(client)
 
 
-def test_submitit_local_launcher_runs_each_job_in_its_own_process(workdir):
-    result = run_cli(
-        ["-m", "hydra/launcher=submitit_local", *TINY, *LEAN, "arch=pixels,pca"], cwd=workdir
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    client = _client(workdir)
-    runs = _all_runs(client)
-    [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in runs)
-    assert len(list(workdir.glob("multirun/*/*/.submitit/*/*_result.pkl"))) == 2
-    assert len(_summary_rows(workdir)) == 3
-
-
 def test_sigterm_to_a_joblib_sweep_ends_every_run_killed(workdir):
     # What a scheduler or `kill` sends to the sweep's process while its workers train.
     sweep = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "train.threads=1"]
@@ -193,16 +179,21 @@ def test_sigterm_to_a_joblib_sweep_ends_every_run_killed(workdir):
     assert {run.info.status for run in runs} == {"KILLED"}  # the parent and both jobs
 
 
-def test_a_job_that_never_reaches_mlflow_is_a_failed_row_and_the_sweep_exits_1(workdir):
-    # The second job's tracking server does not answer: it cannot record a run at all.
+def test_submitit_jobs_run_apart_and_one_that_never_reaches_mlflow_is_a_failed_row(workdir):
+    # Each job in its own process (submitit_local); the second job's tracking server does
+    # not answer, so it cannot record a run at all: the table still has its row.
     dead = f"http://127.0.0.1:{free_port()}"
-    result = run_cli(["-m", *TINY, *LEAN, "arch=pixels", f"tracking.uri=null,{dead}"], cwd=workdir)
+    sweep = ["-m", "hydra/launcher=submitit_local", *TINY, *LEAN, "arch=pixels"]
+    result = run_cli([*sweep, f"tracking.uri=null,{dead}"], cwd=workdir)
     output = result.stdout + result.stderr
-    assert result.returncode == 1, output[-3000:]
+    assert result.returncode == 1, output[-3000:]  # a job failed: the command says so
     assert "Downloading artifacts" not in output  # MLflow's bars stay out of the terminal
+    assert len(list(workdir.glob("multirun/*/*/.submitit/*/*_result.pkl"))) == 2
+    runs = _all_runs(_client(workdir))
+    [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
+    [child] = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert child.info.status == "FINISHED" and parent.info.status == "FAILED"
     rows = _summary_rows(workdir)
     assert [row["status"].split(":")[0] for row in rows] == ["FINISHED", "reference", "FAILED"]
     assert dead.rsplit(":", 1)[1] in rows[2]["tracking.uri"]  # as Hydra records it: http\\://
     assert rows[2]["status"].startswith(f"FAILED: TrackingUnavailable: tracking server {dead}")
-    [parent] = [r for r in _all_runs(_client(workdir)) if r.data.tags.get("aesweep.role")]
-    assert parent.info.status == "FAILED"

@@ -100,13 +100,15 @@ class InProcessSweep:
 
 @pytest.fixture(scope="session")
 def idec_sweep(tmp_path_factory, empty_store):
-    """``-m arch=dec finetune=idec seed=0,1 debug=tiny``: a fine-tuning fixed for all jobs."""
+    """``-m arch=ffn finetune=idec seed=0,1 debug=tiny``: a fine-tuning fixed for all jobs."""
     workdir = tmp_path_factory.mktemp("idec_sweep")
     shutil.copyfile(empty_store, workdir / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        sweep = InProcessSweep(workdir, ["arch=dec", "finetune=idec", *LEAN], ["seed=0,1"])
+        # ffn with a small latent stands for dec here: any encoder, fine-tuned in every job
+        fixed = ["arch=ffn", "latent_dim=10", "finetune=idec", *LEAN]
+        sweep = InProcessSweep(workdir, fixed, ["seed=0,1"])
         for seed in (0, 1):
             sweep.job(f"seed={seed}")
         sweep.end()  # raised SystemExit before: the reference refused finetune=idec
@@ -120,7 +122,7 @@ def test_a_sweep_that_fine_tunes_every_job_gets_its_table_and_references(idec_sw
     [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
     assert parent.info.status == "FINISHED"
     rows = idec_sweep.summary()
-    jobs = [row for row in rows if row["arch"] == "dec"]
+    jobs = [row for row in rows if row["arch"] == "ffn"]
     references = [row for row in rows if row["arch"] == REFERENCE_NAME]
     assert sorted(row["seed"] for row in jobs[:2]) == ["0", "1"]
     assert all(row["status"] == "FINISHED" for row in jobs[:2])
@@ -132,7 +134,7 @@ def test_a_sweep_that_fine_tunes_every_job_gets_its_table_and_references(idec_sw
 def test_debug_tiny_caps_fine_tuning_and_says_what_its_tolerance_means(idec_sweep):
     client, runs = _runs(idec_sweep.workdir)
     for run in runs:
-        if run.data.tags.get("arch") == "dec":
+        if run.data.tags.get("arch") == "ffn":
             assert run.data.params["finetune.max_steps"] == "50"
             assert run.data.metrics["finetune/steps"] <= 50
 
