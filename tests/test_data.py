@@ -49,6 +49,9 @@ def test_zscore_standardises_each_image_on_its_own():
     assert np.allclose(scaled.std(axis=1), 1, atol=1e-4)
     blank = data.scale(np.zeros((1, 28, 28), np.float32), "zscore")
     assert np.isfinite(blank).all()
+    # data.n_test=0: no held-out digits to scale (arch=pca with n_test=0 failed here)
+    for scaling in ("zscore", "unit", "none"):
+        assert data.scale(np.zeros((0, 28, 28), np.float32), scaling).shape == (0, 28, 28)
 
 
 def test_prepare_shapes_for_each_arch():

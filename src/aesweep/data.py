@@ -238,7 +238,7 @@ def scale(images: np.ndarray, scaling: str) -> np.ndarray:
     if scaling == "none":
         return images.astype(np.float32)
     if scaling == "zscore":
-        flat = images.reshape(len(images), -1)
+        flat = images.reshape(len(images), int(np.prod(images.shape[1:])))  # also for 0 images
         std = flat.std(axis=1, keepdims=True)
         std[std == 0] = 1  # StandardScaler leaves constant features unscaled
         flat = (flat - flat.mean(axis=1, keepdims=True)) / std
