@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from aesweep.config import register_configs, to_experiment_config
+from aesweep.config import check_job, register_configs, to_experiment_config
 from aesweep.errors import InputError, TrackingError, TrainingDiverged
 from aesweep.names import FAILURE_FILE
 from aesweep.summary import JobValue
@@ -47,7 +47,12 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        to_experiment_config(cfg)  # a bad value fails here, before TensorFlow and MLflow load
+        # A bad value or data file fails here, before TensorFlow and MLflow load (a sweep
+        # checked all its jobs so before the first).
+        if hydra_cfg.mode == RunMode.RUN:
+            check_job(cfg)
+        else:
+            to_experiment_config(cfg)
         from aesweep.experiment import run_experiment
 
         return run_experiment(
