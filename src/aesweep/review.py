@@ -140,7 +140,9 @@ def unrecorded_jobs(sweep_dir: Path, recorded: set[str], *, since: int) -> list[
     ``recorded`` (their :data:`JOB_DIR_TAG`) names: FAILED rows, with the line their job
     left in :data:`FAILURE_FILE`, or a note that it left none (killed before its run)."""
     jobs = []
-    for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml"), key=_job_number):
+    # Any depth: hydra.sweep.subdir may nest the job folders (override_dirname, say).
+    found = sweep_dir.glob("**/.hydra/overrides.yaml")
+    for overrides_file in sorted(found, key=_job_number):
         job_dir = overrides_file.parent.parent
         if overrides_file.stat().st_mtime < since / 1000 - 1 or str(job_dir.resolve()) in recorded:
             continue  # a job of an earlier sweep in the same folder, or one with its run

@@ -108,6 +108,14 @@ def process_gone(tags: Mapping[str, str]) -> bool:
     return False
 
 
+def _ended(client: MlflowClient, run_id: str) -> bool:
+    """True if run ``run_id`` is no longer RUNNING (or was deleted)."""
+    try:
+        return client.get_run(run_id).info.status != "RUNNING"
+    except MlflowException:
+        return True
+
+
 def code_tags() -> dict[str, str]:
     """MLflow's source tags: the entry script, and the git commit of aesweep's checkout.
 
@@ -361,7 +369,7 @@ class Tracker:
         for run in self._search(f"tags.`{tag}` = '{value}' and attributes.status = 'RUNNING'", 100):
             tags = run.data.tags
             parent_id = tags.get("mlflow.parentRunId")
-            parent_ended = parent_id and client.get_run(parent_id).info.status != "RUNNING"
+            parent_ended = parent_id is not None and _ended(client, parent_id)
             if not (parent_ended or process_gone(tags)):
                 continue  # it may still be running, on another machine say
             why = (
