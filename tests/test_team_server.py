@@ -182,7 +182,7 @@ class TeamServer:
 
 @pytest.fixture(scope="module")
 def team_server(tmp_path_factory) -> Iterator[TeamServer]:
-    """The README's team server: basic-auth logins, host and origin checks, a database,
+    """docs/team-server.md's team server: basic-auth logins, host and origin checks, a database,
     artifacts served through it; users alice (writes) and reader (reads)."""
     folder = tmp_path_factory.mktemp("team")
     with contextlib.ExitStack() as stack:
