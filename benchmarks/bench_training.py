@@ -28,7 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "benchmarks")]
 
-import aesweep  # noqa: E402, F401  first: it keeps TensorFlow's native start-up lines out
+from aesweep.console import prepare_process  # noqa: E402
+
+prepare_process()  # first: it keeps TensorFlow's native start-up lines out
 
 # isort: split
 import keras  # noqa: E402

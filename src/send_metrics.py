@@ -11,6 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from aesweep.console import prepare_process
+
+prepare_process()  # before MLflow loads: it reads the telemetry setting on import
+
+# isort: split
 from aesweep.errors import TrackingError
 from aesweep.server import send_unsent
 

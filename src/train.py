@@ -6,7 +6,6 @@ python src/train.py -m arch=ffn,cnn lr=0.01,0.005  # one MLflow run per combinat
 
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -18,15 +17,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from aesweep.config import check_job, register_configs, to_experiment_config
+from aesweep.console import prepare_process
 from aesweep.errors import InputError, TrackingError, TrainingDiverged
 from aesweep.names import FAILURE_FILE
 from aesweep.summary import JobValue
 from aesweep.sweep import parent_run_id
 
 log = logging.getLogger("aesweep")
+prepare_process()  # before anything imports TensorFlow or MLflow
 register_configs()
-# MLflow's download bars would print between a sweep's last job and its table.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _interrupt(signum, frame):
@@ -43,6 +42,7 @@ def _end_runs_on_sigterm() -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    prepare_process()  # again in a launcher's worker, which did not run this file's top
     _end_runs_on_sigterm()
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)

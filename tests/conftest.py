@@ -39,6 +39,9 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig
 
 from aesweep.config import register_configs
+from aesweep.console import prepare_process
+
+prepare_process()  # as the commands do: the tests' own TensorFlow start-up stays quiet
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"

@@ -73,6 +73,25 @@ def native_log_level(environ: MutableMapping[str, str], *, gpu: bool) -> int | N
     return level if not gpu and level > 0 else None
 
 
+def prepare_process() -> None:
+    """What a process that runs aesweep sets before anything imports TensorFlow or MLflow:
+    called by the entry scripts and by each job (a launcher's worker runs the job without
+    running ``train.py`` as a script), not on import, so that importing aesweep changes
+    nothing of the importer's process.
+
+    - TensorFlow's native start-up lines off a CPU-only terminal (:func:`quiet_native_logs`);
+    - no usage telemetry from MLflow 3 (``MLFLOW_DISABLE_TELEMETRY=true``): a job talks to
+      no one but its tracking store;
+    - no artifact download bars (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false``): they
+      would print between a sweep's last job and its table.
+
+    A value the user set is kept.
+    """
+    quiet_native_logs()
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def quiet_native_logs() -> bool:
     """Keep TensorFlow's native start-up lines off a CPU-only user's terminal.
 
