@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import queue
 import re
@@ -63,6 +64,26 @@ TINY = ["debug=tiny"]
 LEAN = ["tracking.log_model=false", "tracking.latent_map=false"]
 
 register_configs()
+
+
+def store_runs(folder: Path, experiment: str = "aesweep") -> tuple[MlflowClient, list]:
+    """The client of ``folder``'s ``mlflow.db`` and the runs of ``experiment`` there, oldest
+    first ([] if the experiment does not exist yet)."""
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    found = client.get_experiment_by_name(experiment)
+    runs = [] if found is None else client.search_runs([found.experiment_id], max_results=1000)
+    return client, sorted(runs, key=lambda run: run.info.start_time)
+
+
+def summary_rows(sweep_dir_or_root: Path) -> list[dict[str, str]]:
+    """The rows of the one ``summary.csv`` in a sweep folder, or under ``multirun/`` of a
+    project folder."""
+    if (sweep_dir_or_root / "summary.csv").is_file():
+        path = sweep_dir_or_root / "summary.csv"
+    else:
+        [path] = sweep_dir_or_root.glob("multirun/*/*/summary.csv")
+    with path.open() as f:
+        return list(csv.DictReader(f))
 
 
 def compose_config(overrides: list[str] = (), *, hydra: bool = False) -> DictConfig:

@@ -10,8 +10,7 @@ import urllib.request
 import mlflow
 import numpy as np
 import pytest
-from conftest import FIGURES, TINY, run_cli, serve_mlflow
-from mlflow.tracking import MlflowClient
+from conftest import FIGURES, TINY, run_cli, serve_mlflow, store_runs
 
 import report
 from aesweep.console import gpu_present
@@ -19,12 +18,6 @@ from aesweep.console import gpu_present
 pytestmark = pytest.mark.slow
 
 SCORES = ["purity", "acc", "nmi", "ari"]
-
-
-def _runs(cwd, experiment="aesweep"):
-    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(experiment)
-    return client, client.search_runs([experiment.experiment_id])
 
 
 def _assert_complete(client, run, *, epochs):
@@ -51,7 +44,7 @@ def test_single_run_records_everything_and_the_model_loads_back(workdir):
     if not gpu_present():  # a newcomer's first screen: no TensorFlow noise that reads as failure
         assert "cuInit" not in result.stderr and "absl::InitializeLog" not in result.stderr
 
-    client, runs = _runs(workdir)
+    client, runs = store_runs(workdir)
     assert len(runs) == 1
     run = runs[0]
     _assert_complete(client, run, epochs=2)
@@ -86,7 +79,7 @@ def design_sweep(tmp_path_factory, empty_store):
 @pytest.mark.xdist_group("design_sweep")
 def test_multirun_design_card_gives_one_run_per_combination(design_sweep):
     cwd, _ = design_sweep
-    client, runs = _runs(cwd)
+    client, runs = store_runs(cwd)
     jobs = [r for r in runs if r.data.tags.get("arch")]
     assert sorted(r.info.run_name for r in jobs) == [
         "cnn-relu-lr0.005-z196",
@@ -103,7 +96,7 @@ def test_multirun_design_card_gives_one_run_per_combination(design_sweep):
 @pytest.mark.xdist_group("design_sweep")
 def test_sweep_has_one_parent_with_the_jobs_as_children(design_sweep):
     cwd, result = design_sweep
-    client, runs = _runs(cwd)
+    client, runs = store_runs(cwd)
     [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 4 and len(runs) == 5
@@ -127,7 +120,7 @@ def test_sweep_has_one_parent_with_the_jobs_as_children(design_sweep):
 @pytest.mark.xdist_group("design_sweep")
 def test_summary_table_matches_the_children_metrics(design_sweep):
     cwd, result = design_sweep
-    client, runs = _runs(cwd)
+    client, runs = store_runs(cwd)
     by_name = {r.info.run_name: r for r in runs}
     [summary_csv] = cwd.glob("multirun/*/*/summary.csv")
     rows = list(csv.DictReader(summary_csv.open()))

@@ -4,29 +4,23 @@ a live tracking server are in test_team_server.py."""
 
 from __future__ import annotations
 
-import csv
 import signal
 from pathlib import Path
 
 import pytest
-from conftest import LEAN, TINY, BackgroundCli, free_port, run_cli
+from conftest import LEAN, TINY, BackgroundCli, free_port, run_cli, store_runs, summary_rows
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
 
 def _client(cwd: Path) -> MlflowClient:
-    return MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+    return store_runs(cwd)[0]
 
 
 def _all_runs(client: MlflowClient, experiment: str = "aesweep"):
     exp = client.get_experiment_by_name(experiment)
     return [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
-
-
-def _summary_rows(cwd: Path) -> list[dict[str, str]]:
-    [path] = cwd.glob("multirun/*/*/summary.csv")
-    return list(csv.DictReader(path.open()))
 
 
 # One case per place a bad value is caught: the schema, the data loader, Hydra's own
@@ -100,7 +94,7 @@ def test_ctrl_c_kills_a_sweep_and_resume_finishes_it_without_repeating_work(work
     reused = {r.data.tags["arch"]: r.data.tags.get("aesweep.resumed_from") for r in children}
     # Every finished job reused, the killed one trained again.
     assert reused == {"pixels": jobs["pixels"].info.run_id, "ffn": None}
-    assert len(_summary_rows(workdir)) == 3  # two jobs and the pixel reference
+    assert len(summary_rows(workdir)) == 3  # two jobs and the pixel reference
     _assert_nothing_running(client)
 
 
@@ -135,7 +129,7 @@ def test_joblib_sweep_records_every_job_and_a_diverging_job_fails_alone(workdir)
             assert run.info.status == "FAILED"
             assert "loss diverged" in run.data.tags["failure_reason"]
             assert run.data.tags["epochs_reached"] == "1"
-    rows = _summary_rows(workdir)
+    rows = summary_rows(workdir)
     assert [row["status"].split(":")[0] for row in rows] == [
         "FINISHED",
         "FINISHED",
@@ -180,7 +174,7 @@ def test_submitit_jobs_run_apart_and_one_that_never_reaches_mlflow_is_a_failed_r
     [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
     [child] = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert child.info.status == "FINISHED" and parent.info.status == "FAILED"
-    rows = _summary_rows(workdir)
+    rows = summary_rows(workdir)
     assert [row["status"].split(":")[0] for row in rows] == ["FINISHED", "reference", "FAILED"]
     assert dead.rsplit(":", 1)[1] in rows[2]["tracking.uri"]  # as Hydra records it: http\\://
     assert rows[2]["status"].startswith(f"FAILED: TrackingUnavailable: tracking server {dead}")

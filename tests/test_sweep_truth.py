@@ -4,7 +4,6 @@ store (the command-line cases are in test_reliability.py)."""
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import multiprocessing
@@ -17,7 +16,7 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pytest
-from conftest import CONF_DIR, LEAN, TINY, compose_config
+from conftest import CONF_DIR, LEAN, TINY, compose_config, store_runs, summary_rows
 from hydra import compose, initialize_config_dir
 from hydra.core.utils import JobReturn, JobStatus
 from mlflow import MlflowClient
@@ -58,13 +57,6 @@ def _run(workdir, *overrides: str, parent_run_id: str | None = None) -> float:
     return run_experiment(cfg, root=workdir, overrides=list(overrides), parent_run_id=parent_run_id)
 
 
-def _runs(workdir):
-    client = MlflowClient(_store(workdir))
-    experiment = client.get_experiment_by_name("aesweep")
-    runs = [] if experiment is None else client.search_runs([experiment.experiment_id])
-    return client, sorted(runs, key=lambda r: r.info.start_time)
-
-
 class InProcessSweep:
     """A multirun as Hydra's basic launcher runs it, in this process: the callback's start,
     each job under the parent, the callback's end."""
@@ -94,8 +86,7 @@ class InProcessSweep:
             self._init.__exit__(None, None, None)
 
     def summary(self) -> list[dict[str, str]]:
-        path = self.workdir / "multirun" / "sweep" / "summary.csv"
-        return list(csv.DictReader(path.open()))
+        return summary_rows(self.workdir / "multirun" / "sweep")
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +109,7 @@ def idec_sweep(tmp_path_factory, empty_store):
 
 @pytest.mark.xdist_group("idec_sweep")
 def test_a_sweep_that_fine_tunes_every_job_gets_its_table_and_references(idec_sweep):
-    client, runs = _runs(idec_sweep.workdir)
+    client, runs = store_runs(idec_sweep.workdir)
     [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
     assert parent.info.status == "FINISHED"
     rows = idec_sweep.summary()
@@ -132,7 +123,7 @@ def test_a_sweep_that_fine_tunes_every_job_gets_its_table_and_references(idec_sw
 
 @pytest.mark.xdist_group("idec_sweep")
 def test_debug_tiny_caps_fine_tuning_and_says_what_its_tolerance_means(idec_sweep):
-    client, runs = _runs(idec_sweep.workdir)
+    client, runs = store_runs(idec_sweep.workdir)
     for run in runs:
         if run.data.tags.get("arch") == "ffn":
             assert run.data.params["finetune.max_steps"] == "50"
@@ -153,7 +144,7 @@ def test_a_review_that_fails_ends_the_command_with_one_line_and_the_parent_faile
         sweep.end()
     assert exit_.value.code == 1
     assert "the sweep's review failed: FileNotFoundError: data.path=" in caplog.text
-    client, runs = _runs(workdir)
+    client, runs = store_runs(workdir)
     [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
     assert parent.info.status == "FAILED"
     assert "FileNotFoundError: data.path=" in parent.data.tags[FAILURE_TAG]
@@ -177,7 +168,7 @@ def test_a_job_whose_data_fails_before_its_run_is_a_failed_row(workdir, monkeypa
 def test_three_resumes_in_a_row_all_name_the_run_that_did_the_work(workdir):
     for _ in range(3):
         _run(workdir, "arch=pca", "resume=true", *LEAN)
-    client, (first, second, third) = _runs(workdir)
+    client, (first, second, third) = store_runs(workdir)
     assert RESUMED_FROM_TAG not in first.data.tags
     assert second.data.tags[RESUMED_FROM_TAG] == third.data.tags[RESUMED_FROM_TAG]
     assert third.data.tags[RESUMED_FROM_TAG] == first.info.run_id
@@ -204,7 +195,7 @@ def test_a_reused_model_or_result_must_match_the_code_and_the_digits(workdir, mo
     # The same file name with other digits in it: trained again too.
     np.savez(path, x_train=images[300:600], y_train=labels[300:600])
     _run(workdir, *job)
-    client, (first, edited, other_digits) = _runs(workdir)
+    client, (first, edited, other_digits) = store_runs(workdir)
     for run in (edited, other_digits):
         assert RESUMED_FROM_TAG not in run.data.tags and MODEL_FROM_TAG not in run.data.tags
         assert run.data.metrics["time/s_per_epoch"] > 0  # it trained
