@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
 from aesweep import clustering, figures
 
@@ -16,22 +15,43 @@ def test_first_of_each_label():
     assert figures.first_of_each_label(np.array([3, 1, 3, 0, 1])).tolist() == [3, 1, 0]
 
 
-def test_run_figures_draw():
+def _images(ax) -> list[np.ndarray]:
+    return [np.asarray(image.get_array()) for image in ax.get_images()]
+
+
+def test_a_runs_figures_show_its_digits_latents_and_curves():
     rng = np.random.default_rng(0)
     originals, latents = rng.random((30, 28, 28)), rng.random((30, 100))
     members = figures.pick_cluster_members(np.arange(30) % 3, n_clusters=3)
-    for fig in [
-        figures.latent_grid(originals, latents, members, title="ffn"),
-        figures.sample_and_latent(originals[0], latents[0], label=7),
-        figures.reconstructions(originals[:10], rng.random((10, 784))),
-        figures.loss_curve([1.0, 0.5], [1.1, 0.6]),
-    ]:
-        assert isinstance(fig, Figure)
-        figures.plt.close(fig)
+    grid = figures.latent_grid(originals, latents, members, title="ffn")
+    # per cluster, a row of its member digits above a row of the same digits' latents
+    assert [ax.get_ylabel() for ax in grid.axes] == [
+        f"{k}-{kind}" for k in range(3) for kind in ("original", "latent")
+    ]
+    first, first_latent = _images(grid.axes[0]), _images(grid.axes[1])
+    assert len(first) == len(first_latent) == len(members[0])
+    np.testing.assert_array_equal(first[0], originals[members[0][0]])
+    assert first_latent[0].shape == (10, 10)  # 100 latent values as a 10x10 image
+    assert grid.get_suptitle() == "ffn"
+
+    pair = figures.sample_and_latent(originals[0], latents[0], label=7)
+    assert [ax.get_title() for ax in pair.axes] == ["original (digit 7)", "latent (100 values)"]
+
+    decoded = rng.random((10, 784))
+    recon = figures.reconstructions(originals[:10], decoded)
+    assert [ax.get_ylabel() for ax in recon.axes] == ["input", "decoded"]
+    np.testing.assert_array_equal(_images(recon.axes[1])[3], decoded[3].reshape(28, 28))
+
+    curve = figures.loss_curve([1.0, 0.5, 0.25], [1.1, 0.6, 0.3], title="cnn")
+    [ax] = curve.axes
+    lines = {line.get_label(): line.get_ydata().tolist() for line in ax.get_lines()}
+    assert lines == {"train/loss": [1.0, 0.5, 0.25], "val/loss": [1.1, 0.6, 0.3]}
+    assert ax.get_yscale() == "log" and ax.get_title() == "cnn"
+    figures.plt.close("all")
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2, 16])
-def test_sweep_figures_draw_for_1_2_and_16_jobs(n_jobs, tmp_path):
+def test_sweep_figures_draw_every_job(n_jobs, tmp_path):
     rng = np.random.default_rng(n_jobs)
     titles = [f"cnn lr={0.001 * (i + 1):g} latent_dim={i + 4}" for i in range(n_jobs)]
     histories = {t: (list(rng.random(20) + 0.1), list(rng.random(20) + 0.1)) for t in titles}
@@ -41,18 +61,33 @@ def test_sweep_figures_draw_for_1_2_and_16_jobs(n_jobs, tmp_path):
     references = {t: {f"test/{m}": 0.5 for m in ("purity", "acc", "nmi", "ari")} for t in titles}
     latents = {t: rng.random((10, i + 4)) for i, t in enumerate(titles)}
     maps = {t: (rng.normal(size=(50, 2)), rng.integers(0, 10, 50)) for t in titles}
-    for name, fig in {
-        "loss": figures.sweep_loss_curves(histories),
-        "bars": figures.sweep_metric_bars(scores, references),
-        "panel": figures.sweep_latent_panel(
-            rng.random((10, 28, 28)), latents, labels=np.arange(10)
-        ),
-        "maps": figures.sweep_latent_maps(maps),
-    }.items():
+
+    loss = figures.sweep_loss_curves(histories)
+    lines = loss.axes[0].get_lines()
+    assert len(lines) == 2 * n_jobs  # train and validation per job
+    assert lines[0].get_ydata().tolist() == histories[titles[0]][0]
+    assert [t.get_text() for t in loss.axes[0].get_legend().get_texts()] == titles
+
+    bars = figures.sweep_metric_bars(scores, references)
+    ax = bars.axes[0]
+    assert len(ax.patches) == 4 * n_jobs  # four scores per job
+    heights = [patch.get_height() for patch in ax.patches[:4]]
+    assert heights == [scores[titles[0]][f"test/{m}"] for m in ("purity", "acc", "nmi", "ari")]
+    [dashes] = [c for c in ax.collections if c.get_label() == "KMeans on pixels"]
+    assert np.allclose([seg[0][1] for seg in dashes.get_segments()], 0.5)  # the references
+
+    panel = figures.sweep_latent_panel(rng.random((10, 28, 28)), latents, labels=np.arange(10))
+    assert [ax.get_ylabel() for ax in panel.axes] == ["digits", *titles]
+    assert all(len(_images(ax)) == 10 for ax in panel.axes)
+
+    maps_figure = figures.sweep_latent_maps(maps)
+    drawn = [ax for ax in maps_figure.axes if ax.axison]
+    assert [ax.get_title().replace("\n", " ") for ax in drawn] == titles
+    for name, fig in {"loss": loss, "bars": bars, "panel": panel, "maps": maps_figure}.items():
         fig.savefig(tmp_path / f"{name}.png")
         width, height = fig.get_size_inches()
         assert 3 < width < 30 and 2 < height < 30
-        figures.plt.close(fig)
+    figures.plt.close("all")
 
 
 def test_matched_contingency_puts_the_matched_counts_on_the_diagonal():
