@@ -219,20 +219,23 @@ def test_too_few_samples_for_the_clusterer_name_key_and_value(name, n_samples, m
     option(name).check_n_samples(21)  # enough
 
 
-def test_score_clusters_fits_on_training_features_and_predicts_held_out_ones():
-    from aesweep.experiment import Features, score_clusters
+def test_score_features_fits_on_training_features_and_predicts_held_out_ones():
+    from aesweep.clustering import score_features
 
     x_train, y_train = blobs(20, seed=0)
     x_test, y_test = blobs(5, seed=1)
     exp = to_experiment_config(compose_config(["cluster=gmm", "cluster.n_clusters=3"]))
     assert exp.cluster.name == ClusterName.gmm
-    pixels = np.zeros((1, 28, 28), dtype=np.float32)  # unused by the scores
-    train = data.Digits(x=x_train, labels=y_train, pixels=pixels)
-    test = data.Digits(x=x_test, labels=y_test, pixels=pixels)
-    scores, labels_pred, _ = score_clusters(exp, Features(train=x_train, test=x_test), train, test)
+
+    def score(x):
+        return score_features(
+            exp.cluster, random_state=0, train=x, test=x_test, labels=y_train, test_labels=y_test
+        )
+
+    scores, labels_pred, _ = score(x_train)
     assert scores == pytest.approx(
         {f"{split}/{k}": 1.0 for split in ("cluster", "test") for k in SCORES}
     )
     assert labels_pred.shape == (60,)
     with pytest.raises(InputError, match="cluster.n_clusters=3 exceeds the 2 samples"):
-        score_clusters(exp, Features(train=x_train[:2], test=x_test), train, test)
+        score(x_train[:2])

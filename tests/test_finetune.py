@@ -18,7 +18,8 @@ from mlflow import MlflowClient
 from aesweep.clustering import cluster_scores
 from aesweep.config import FinetuneConfig, FinetuneName, Optimizer, to_experiment_config
 from aesweep.errors import InputError
-from aesweep.experiment import load_digits, run_experiment
+from aesweep.experiment import run_experiment
+from aesweep.features import load_digits
 from aesweep.finetune import (
     assign,
     build_clustering_model,

@@ -172,3 +172,31 @@ def split_scores(
     """:func:`cluster_scores` as a run's metrics: ``cluster/acc`` for the training digits'
     clusters, ``test/acc`` (``split="test"``) for the held-out digits'."""
     return {f"{split}/{k}": v for k, v in cluster_scores(labels_true, labels_pred).items()}
+
+
+def score_features(
+    config: ClusterConfig,
+    *,
+    random_state: int,
+    train: np.ndarray,
+    test: np.ndarray,
+    labels: np.ndarray,
+    test_labels: np.ndarray,
+) -> tuple[dict[str, float], np.ndarray, BaseEstimator]:
+    """The ``config`` clusterer fitted on the ``train`` features, scored there against
+    ``labels`` and on the held-out ``test`` features, which it assigns to the fitted
+    clusters without refitting.
+
+    Returns the scores (:func:`split_scores`: ``cluster/...``, ``test/...``), the training
+    digits' cluster labels and the fitted clusterer.
+    """
+    x_train = as_samples(train)
+    config.check_n_samples(len(x_train))
+    clusterer = make_clusterer(config, random_state=random_state)
+    # fit_predict, not predict: a UMAP's labels are those of its fitted embedding
+    labels_pred = clusterer.fit_predict(x_train)
+    scores = split_scores(labels, labels_pred)
+    if len(test_labels):
+        test_pred = clusterer.predict(as_samples(test))
+        scores |= split_scores(test_labels, test_pred, split="test")
+    return scores, labels_pred, clusterer

@@ -5,30 +5,24 @@ load digits -> train (or compute a baseline's features) -> KMeans -> scores -> r
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import shlex
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from sklearn.base import BaseEstimator
-from sklearn.decomposition import PCA
 
 from aesweep import clustering, data, embedding, figures, fingerprint
 from aesweep.config import (
     UNTRAINED_ARCHS,
-    ArchName,
     ExperimentConfig,
-    FinetuneName,
     to_experiment_config,
 )
 from aesweep.errors import TrainingDiverged
+from aesweep.features import Features, compute_features, load_digits
 from aesweep.names import (
     CLUSTERING_MODEL_URI_TAG,
     EPOCHS_REACHED_TAG,
@@ -47,26 +41,7 @@ from aesweep.reference import data_selection
 from aesweep.summary import OBJECTIVE, JobValue
 from aesweep.tracking import NullTracker, Tracker, code_tags, flatten, ui_link
 
-if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
-    import keras
-    import mlflow
-
-    from aesweep.finetune import FineTuned
-    from aesweep.training import History
-
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Features:
-    """Latent features of the train and held-out digits, and what made them."""
-
-    train: np.ndarray
-    test: np.ndarray
-    history: History | None = None
-    autoencoder: keras.Model | None = None
-    decoded: np.ndarray | None = None  # reconstructions of the first ten training digits
-    trained_here: bool = False  # False for a reused autoencoder: nothing new to log
 
 
 def run_name(cfg: ExperimentConfig) -> str:
@@ -82,172 +57,6 @@ def run_name(cfg: ExperimentConfig) -> str:
     if cfg.finetune.enabled:
         name += f"-{cfg.finetune.name.value}"
     return name
-
-
-def load_digits(cfg: ExperimentConfig) -> tuple[data.Digits, data.Digits]:
-    """The scaled train and held-out digits that ``cfg.data`` asks for."""
-    d = cfg.data
-    images, labels = data.load(d.source.value, d.path, allow_pickle=d.allow_pickle)
-    train_idx, test_idx = data.split(
-        labels, n_samples=cfg.data.n_samples, n_test=cfg.data.n_test, random_state=cfg.seed
-    )
-    flat = cfg.arch.name != ArchName.cnn
-    scaling = cfg.data.scaling.value
-    return (
-        data.prepare(images, labels, train_idx, scaling=scaling, flat=flat),
-        data.prepare(images, labels, test_idx, scaling=scaling, flat=flat),
-    )
-
-
-def compute_features(
-    cfg: ExperimentConfig,
-    train: data.Digits,
-    test: data.Digits,
-    tracker: Tracker | NullTracker,
-    *,
-    trained: mlflow.entities.Run | None = None,
-) -> Features:
-    """Train the arch's autoencoder and encode, or compute a baseline's features.
-
-    ``trained``: a finished run whose autoencoder has the same training settings; it is
-    loaded and its loss curves copied instead of training again.
-    """
-    arch = cfg.arch.name
-    if arch == ArchName.pixels:
-        return Features(train=_flat(train.x), test=_flat(test.x))
-    if arch == ArchName.pca:
-        pca = PCA(n_components=cfg.latent_dim, random_state=cfg.seed).fit(train.x)
-        train_z = pca.transform(train.x)
-        decoded = pca.inverse_transform(train_z[:10])
-        test_z = pca.transform(test.x) if len(test.x) else np.empty((0, train_z.shape[1]))
-        return Features(train=train_z, test=test_z, decoded=decoded)
-
-    from aesweep.training import History, encode, set_threads
-
-    set_threads(cfg.train.threads)
-    if trained is not None:
-        model = tracker.load_keras_model(trained)
-        curves = tracker.copy_curves(trained)
-        history = History(loss=curves["train/loss"], val_loss=curves["val/loss"])
-        log.info("Reusing the autoencoder of run %s: no training", trained.info.run_id)
-    else:
-        model, history = _train(cfg, train, test, tracker)
-    encoder = model.get_layer("encoder")
-    return Features(
-        train=encode(encoder, train.x),
-        test=encode(encoder, test.x),
-        history=history,
-        autoencoder=model,
-        decoded=encode(model, train.x[:10]),
-        trained_here=trained is None,
-    )
-
-
-def _train(
-    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, tracker: Tracker | NullTracker
-) -> tuple[keras.Model, History]:
-    import keras
-
-    from aesweep.models import build_autoencoder
-    from aesweep.training import train_autoencoder
-
-    keras.utils.set_random_seed(cfg.seed)
-    ae = build_autoencoder(
-        cfg.arch.name.value,
-        latent_dim=cfg.latent_dim,
-        hidden=cfg.activation.hidden.value,
-        output=cfg.activation.output.value,
-    )
-    history = train_autoencoder(
-        ae.model,
-        train.x,
-        test.x if cfg.train.validation else None,
-        learning_rate=cfg.lr,
-        epochs=cfg.train.epochs,
-        batch_size=cfg.train.batch_size,
-        random_state=cfg.seed,
-        progress_every=cfg.train.progress_every,
-        on_epoch_end=tracker.log_epoch,
-    )
-    return ae.model, history
-
-
-def _flat(x: np.ndarray) -> np.ndarray:
-    """``x`` as (n_samples, n_features), also when n_samples is 0."""
-    return x.reshape(len(x), int(np.prod(x.shape[1:])))
-
-
-def score_clusters(
-    cfg: ExperimentConfig, features: Features, train: data.Digits, test: data.Digits
-) -> tuple[dict[str, float], np.ndarray, BaseEstimator]:
-    """The ``cluster`` clusterer fitted on the training features, scored there and on the
-    held-out digits, which it assigns to the fitted clusters without refitting.
-
-    Returns the scores, the training digits' labels and the fitted clusterer.
-    """
-    x_train = clustering.as_samples(features.train)
-    cfg.cluster.check_n_samples(len(x_train))
-    clusterer = clustering.make_clusterer(cfg.cluster, random_state=cfg.seed)
-    # fit_predict, not predict: a UMAP's labels are those of its fitted embedding
-    labels_pred = clusterer.fit_predict(x_train)
-    test_pred = None
-    if len(test.labels):
-        test_pred = clusterer.predict(clustering.as_samples(features.test))
-    return _scores(train, labels_pred, test, test_pred), labels_pred, clusterer
-
-
-def _scores(
-    train: data.Digits, labels_pred: np.ndarray, test: data.Digits, test_pred: np.ndarray | None
-) -> dict[str, float]:
-    """``cluster/...`` scores of the training digits' clusters, ``test/...`` of the held-out."""
-    scores = clustering.split_scores(train.labels, labels_pred)
-    if test_pred is not None:
-        scores |= clustering.split_scores(test.labels, test_pred, split="test")
-    return scores
-
-
-def fine_tune_features(
-    cfg: ExperimentConfig,
-    features: Features,
-    centres: np.ndarray,
-    train: data.Digits,
-    test: data.Digits,
-    tracker: Tracker | NullTracker,
-) -> tuple[Features, dict[str, float], np.ndarray, FineTuned]:
-    """DEC or IDEC from the KMeans ``centres``: the fine-tuned latents, their scores (labels
-    are argmax q, for the held-out digits too), the training labels, and the fine-tuning
-    (its ``model`` maps an image to q).
-
-    Each target update's ``finetune/...`` metrics are logged with its step.
-    """
-    from aesweep.finetune import fine_tune
-    from aesweep.training import encode
-
-    def log_update(update):
-        tracker.log_metrics(update.metrics(), step=update.step)
-
-    tuned = fine_tune(
-        features.autoencoder,
-        centres,
-        train.x,
-        cfg.finetune,
-        random_state=cfg.seed,
-        on_update=log_update,
-    )
-    # The training digits' z and q are those of the last check of the stopping rule.
-    labels_pred = tuned.train_q.argmax(axis=1)
-    test_z, test_q = tuned.latents_and_assignments(test.x)
-    test_pred = test_q.argmax(axis=1) if len(test.labels) else None
-    finetuned = dataclasses.replace(
-        features,
-        train=tuned.train_latents,
-        test=test_z,
-        # IDEC trained the decoder along: show its reconstructions now; DEC dropped it.
-        decoded=encode(features.autoencoder, train.x[:10])
-        if cfg.finetune.name == FinetuneName.idec
-        else features.decoded,
-    )
-    return finetuned, _scores(train, labels_pred, test, test_pred), labels_pred, tuned
 
 
 def log_figures(
@@ -418,7 +227,14 @@ def run_experiment(
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
-        scores, labels_pred, clusterer = score_clusters(exp, features, train, test)
+        scores, labels_pred, clusterer = clustering.score_features(
+            exp.cluster,
+            random_state=exp.seed,
+            train=features.train,
+            test=features.test,
+            labels=train.labels,
+            test_labels=test.labels,
+        )
         cluster_seconds = time.perf_counter() - start  # UMAP's share is most of it
         metrics = {"time/train_s": train_seconds, "time/cluster_s": cluster_seconds}
         if features.history is not None:
@@ -434,8 +250,16 @@ def run_experiment(
                 save_autoencoder = False
             log.info("before fine-tuning: %s", _scores_line(scores))
             metrics |= {f"pretrain/{k}": v for k, v in scores.items()}
+            from aesweep.finetune import fine_tune_features  # Keras: only when fine-tuning
+
             features, scores, labels_pred, tuned = fine_tune_features(
-                exp, features, clusterer.cluster_centers_, train, test, tracker
+                features,
+                clusterer.cluster_centers_,
+                train,
+                test,
+                exp.finetune,
+                random_state=exp.seed,
+                on_update=lambda u: tracker.log_metrics(u.metrics(), step=u.step),
             )
             clustering_model = tuned.model
             metrics |= {

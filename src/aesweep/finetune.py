@@ -22,6 +22,7 @@ layer), so the fine-tuned model saves and loads with plain Keras: no aesweep nee
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -33,8 +34,11 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from aesweep.clustering import split_scores
 from aesweep.config import FinetuneConfig, FinetuneName, Optimizer
+from aesweep.data import Digits
 from aesweep.errors import TrainingDiverged
+from aesweep.features import Features
 from aesweep.training import encode
 
 log = logging.getLogger(__name__)
@@ -348,3 +352,42 @@ def make_train_steps(
         return kl_total / count, recon_total / count
 
     return lambda p, batches, n: steps(p, batches, tf.constant(n, tf.int32))
+
+
+def fine_tune_features(
+    features: Features,
+    centres: np.ndarray,
+    train: Digits,
+    test: Digits,
+    config: FinetuneConfig,
+    *,
+    random_state: int,
+    on_update: Callable[[Update], None] | None = None,
+) -> tuple[Features, dict[str, float], np.ndarray, FineTuned]:
+    """DEC or IDEC of ``features``' autoencoder from the KMeans ``centres``: the fine-tuned
+    latents, their scores (labels are argmax q, for the held-out digits too), the training
+    labels, and the fine-tuning (its ``model`` maps an image to q)."""
+    tuned = fine_tune(
+        features.autoencoder,
+        centres,
+        train.x,
+        config,
+        random_state=random_state,
+        on_update=on_update,
+    )
+    # The training digits' z and q are those of the last check of the stopping rule.
+    labels_pred = tuned.train_q.argmax(axis=1)
+    test_z, test_q = tuned.latents_and_assignments(test.x)
+    scores = split_scores(train.labels, labels_pred)
+    if len(test.labels):
+        scores |= split_scores(test.labels, test_q.argmax(axis=1), split="test")
+    finetuned = dataclasses.replace(
+        features,
+        train=tuned.train_latents,
+        test=test_z,
+        # IDEC trained the decoder along: show its reconstructions now; DEC dropped it.
+        decoded=encode(features.autoencoder, train.x[:10])
+        if config.name == FinetuneName.idec
+        else features.decoded,
+    )
+    return finetuned, scores, labels_pred, tuned
