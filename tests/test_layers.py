@@ -22,30 +22,43 @@ FOUNDATIONS = ["names", "errors"]
 
 
 def _module_name(path: Path) -> str:
+    """``parent``, ``figures`` (a package counts as one module), ``hydra_plugins.x.y``."""
     parts = path.relative_to(SRC).with_suffix("").parts
-    return ".".join(parts[1:] if parts[0] == "aesweep" else parts)
+    if parts[0] == "aesweep":
+        return parts[1]
+    return ".".join(parts)
 
 
-def _modules() -> dict[str, Path]:
-    paths = [*SRC.glob("aesweep/*.py"), *SRC.glob("hydra_plugins/*/*.py")]
-    return {_module_name(p): p for p in paths if p.name != "__init__.py"}
-
-
-def _imports(path: Path) -> set[str]:
-    """The aesweep modules ``path`` imports, anywhere in the file."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            base = node.module
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        else:
+def _modules() -> dict[str, list[Path]]:
+    paths = [*SRC.glob("aesweep/**/*.py"), *SRC.glob("hydra_plugins/*/*.py")]
+    modules: dict[str, list[Path]] = {}
+    for path in paths:
+        if path.relative_to(SRC).parts[-1] == "__init__.py" and path.parent.name == "aesweep":
             continue
-        for name in names:
-            if name.startswith("aesweep."):
-                found.add(name.removeprefix("aesweep.").split(".")[0])
-    return found & set(_modules())
+        if path.name == "__init__.py" and path.parent.parent.name == "hydra_plugins":
+            continue
+        modules.setdefault(_module_name(path), []).append(path)
+    return modules
+
+
+def _imports(*paths: Path) -> set[str]:
+    """The aesweep modules ``paths`` import, anywhere in the files (a package's own
+    modules importing each other do not count)."""
+    found = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                base = node.module
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.startswith("aesweep."):
+                    found.add(name.removeprefix("aesweep.").split(".")[0])
+    own = {_module_name(path) for path in paths if path.is_relative_to(SRC)}
+    return (found & set(_modules())) - own
 
 
 def _layer(module: str) -> int:
@@ -55,7 +68,7 @@ def _layer(module: str) -> int:
 
 @pytest.mark.parametrize("module", sorted(_modules()))
 def test_a_module_imports_only_modules_below_it(module):
-    imported = _imports(_modules()[module])
+    imported = _imports(*_modules()[module])
     if module in FOUNDATIONS:
         assert imported == set(), f"{module} must import nothing of aesweep"
         return
