@@ -215,11 +215,14 @@ def test_a_reused_model_or_result_must_match_the_code_and_the_digits(workdir, mo
     assert not any(key.startswith("tracking.") for key in inputs["config"]["params"])
 
 
-def _killed_job(uri: str, experiment_id: str, ready) -> None:
-    """A job that opens its run, then dies as with ``kill -9``: no handler runs."""
+def _killed_sweep(uri: str, experiment_id: str, ready) -> None:
+    """A sweep's command with its job inside, killed as with ``kill -9``: no handler runs."""
     mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    parent = client.create_run(experiment_id, run_name="sweep", tags=process_tags())
     tracker = Tracker(tracking_uri=uri, experiment_id=experiment_id)
-    with tracker.run(run_name="killed", tags={FINGERPRINT_TAG: "same-config"}):
+    tags = {FINGERPRINT_TAG: "same-config"}
+    with tracker.run(run_name="killed", tags=tags, parent_run_id=parent.info.run_id):
         ready.set()
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -230,7 +233,7 @@ def test_a_resume_ends_killed_the_runs_whose_process_is_gone(workdir):
     experiment_id = client.create_experiment("aesweep")
     fork = multiprocessing.get_context("fork")
     ready = fork.Event()
-    job = fork.Process(target=_killed_job, args=(uri, experiment_id, ready))
+    job = fork.Process(target=_killed_sweep, args=(uri, experiment_id, ready))
     job.start()
     job.join(timeout=600)
     assert job.exitcode == -signal.SIGKILL and ready.is_set()
@@ -254,9 +257,10 @@ def test_a_resume_ends_killed_the_runs_whose_process_is_gone(workdir):
     ended = tracker.end_stale_runs(FINGERPRINT_TAG, "same-config")
     statuses = {run.info.run_name: run.info.status for run in client.search_runs([experiment_id])}
     assert statuses["killed"] == "KILLED"
+    assert statuses["sweep"] == "KILLED"  # the killed command's parent run too
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"
     assert client.get_run(elsewhere.info.run_id).info.status == "KILLED"
-    assert len(ended) == 2
+    assert len(ended) == 3
     [killed] = [r for r in client.search_runs([experiment_id]) if r.info.run_name == "killed"]
     assert "is gone" in killed.data.tags[FAILURE_TAG]
 

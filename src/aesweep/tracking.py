@@ -108,6 +108,15 @@ def process_gone(tags: Mapping[str, str]) -> bool:
     return False
 
 
+def _end_killed(client: MlflowClient, run: mlflow.entities.Run, how: str) -> None:
+    """End ``run`` KILLED, saying that its process is gone and ``how`` it was ended."""
+    tags = run.data.tags
+    why = f"its process ({tags.get(HOST_TAG, '?')} pid {tags.get(PID_TAG, '?')}) is gone; {how}"
+    client.set_tag(run.info.run_id, FAILURE_TAG, why)
+    client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+    log.warning("run %s was left RUNNING: %s", run.info.run_id, why)
+
+
 def _ended(client: MlflowClient, run_id: str) -> bool:
     """True if run ``run_id`` is no longer RUNNING (or was deleted)."""
     try:
@@ -372,14 +381,14 @@ class Tracker:
             parent_ended = parent_id is not None and _ended(client, parent_id)
             if not (parent_ended or process_gone(tags)):
                 continue  # it may still be running, on another machine say
-            why = (
-                f"its process ({tags.get(HOST_TAG, '?')} pid {tags.get(PID_TAG, '?')}) is gone; "
-                "ended KILLED by a resume"
-            )
-            client.set_tag(run.info.run_id, FAILURE_TAG, why)
-            client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
-            log.warning("run %s was left RUNNING: %s", run.info.run_id, why)
+            _end_killed(client, run, "ended KILLED by a resume")
             ended.append(run.info.run_id)
+            if parent_id is not None and not parent_ended:
+                # The whole sweep was killed (kill -9 of its command): its parent too.
+                parent = client.get_run(parent_id)
+                if process_gone(parent.data.tags):
+                    _end_killed(client, parent, "ended KILLED by a resume of one of its jobs")
+                    ended.append(parent_id)
         return ended
 
     def copy_finished(
