@@ -11,18 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from aesweep.figures.draw import (
-    LATENT_CMAP,
-    ORIGINAL_CMAP,
-    image_strip,
-    job_colors,
-    label_colors,
-    latent_images,
-    legend_handles,
-    marker_size,
-    scatter_labels,
-    title_strip,
-)
+from aesweep.figures import draw
 
 
 def sweep_loss_curves(histories: dict[str, tuple[list[float], list[float]]]) -> Figure:
@@ -34,7 +23,7 @@ def sweep_loss_curves(histories: dict[str, tuple[list[float], list[float]]]) -> 
     """
     fig, ax = plt.subplots(figsize=(9, 4.8))
     for color, (title, (loss, val_loss)) in zip(
-        job_colors(len(histories)), histories.items(), strict=True
+        draw.job_colors(len(histories)), histories.items(), strict=True
     ):
         ax.plot(np.arange(1, len(loss) + 1), loss, color=color, label=title)
         if val_loss:
@@ -73,7 +62,7 @@ def sweep_metric_bars(
     width = 0.8 / n
     fig, ax = plt.subplots(figsize=(max(7, 1.2 + len(metrics) * (0.5 + 0.22 * n)), 4.6))
     labelled = False
-    for i, (color, title) in enumerate(zip(job_colors(n), titles, strict=False)):
+    for i, (color, title) in enumerate(zip(draw.job_colors(n), titles, strict=False)):
         values = [scores[title].get(f"{split}/{m}", np.nan) for m in metrics]
         centres = np.arange(len(metrics)) - 0.4 + (i + 0.5) * width
         # A mean over seed replicates carries its standard deviation (summary.Spread).
@@ -118,17 +107,17 @@ def sweep_latent_panel(
     fig, axes = plt.subplots(
         rows, 1, figsize=(2.2 + n_digits * 0.75, 0.7 + rows * 0.85), squeeze=False
     )
-    centres = image_strip(axes[0, 0], originals, ORIGINAL_CMAP)
+    centres = draw.image_strip(axes[0, 0], originals, draw.ORIGINAL_CMAP)
     axes[0, 0].set_ylabel("digits", rotation=0, ha="right", va="center", fontsize=8)
     if labels is not None:
         axes[0, 0].xaxis.set_ticks_position("top")
         axes[0, 0].set_xticks(centres, [str(label) for label in labels], fontsize=8)
         axes[0, 0].tick_params(length=0)
     for i, (title, z) in enumerate(latents.items(), start=1):
-        image_strip(axes[i, 0], latent_images(z), LATENT_CMAP, n_slots=n_digits)
+        draw.image_strip(axes[i, 0], draw.latent_images(z), draw.LATENT_CMAP, n_slots=n_digits)
         axes[i, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
     title = "Latent images of the same digits, per job"
-    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.1, rect=title_strip(fig, title))
+    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.1, rect=draw.title_strip(fig, title))
     return fig
 
 
@@ -147,16 +136,18 @@ def sweep_latent_maps(
     width, height = 1.3 + 2.7 * n_cols, 0.6 + 2.9 * n_rows
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, height), squeeze=False)
     all_labels = np.concatenate([labels for _, labels in maps.values()] or [np.empty(0)])
-    colors = label_colors(all_labels)  # one colour per digit in every panel
+    colors = draw.label_colors(all_labels)  # one colour per digit in every panel
     for ax, (title, (coords, labels)) in zip(axes.flat, maps.items(), strict=False):
-        scatter_labels(ax, coords, labels, colors, size=marker_size(len(coords), scale=0.5))
+        draw.scatter_labels(
+            ax, coords, labels, colors, size=draw.marker_size(len(coords), scale=0.5)
+        )
         ax.set_title(textwrap.fill(title, 34), fontsize=7.5)
     for ax in axes.flat[len(maps) :]:
         ax.set_axis_off()
     if not maps:
         axes[0, 0].text(0.5, 0.5, "no job logged a map", ha="center", va="center")
     fig.legend(
-        handles=legend_handles({str(d): c for d, c in colors.items()}),
+        handles=draw.legend_handles({str(d): c for d, c in colors.items()}),
         title="digit",
         fontsize=8,
         title_fontsize=8,
@@ -166,6 +157,6 @@ def sweep_latent_maps(
     heading = textwrap.fill(heading, int(width * 11))  # two lines above a one-job sweep
     fig.suptitle(heading, fontsize=10)
     legend_strip = 1 - 1.0 / width  # keep the panels off the legend at the right
-    title_strip = (0.15 + 0.18 * (heading.count("\n") + 1)) / height
-    fig.tight_layout(rect=(0, 0, legend_strip, 1 - title_strip))
+    draw.title_strip = (0.15 + 0.18 * (heading.count("\n") + 1)) / height
+    fig.tight_layout(rect=(0, 0, legend_strip, 1 - draw.title_strip))
     return fig
