@@ -157,6 +157,6 @@ def sweep_latent_maps(
     heading = textwrap.fill(heading, int(width * 11))  # two lines above a one-job sweep
     fig.suptitle(heading, fontsize=10)
     legend_strip = 1 - 1.0 / width  # keep the panels off the legend at the right
-    draw.title_strip = (0.15 + 0.18 * (heading.count("\n") + 1)) / height
-    fig.tight_layout(rect=(0, 0, legend_strip, 1 - draw.title_strip))
+    heading_strip = (0.15 + 0.18 * (heading.count("\n") + 1)) / height
+    fig.tight_layout(rect=(0, 0, legend_strip, 1 - heading_strip))
     return fig
