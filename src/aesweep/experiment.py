@@ -12,10 +12,9 @@ import shlex
 import time
 from pathlib import Path
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from aesweep import clustering, data, embedding, figures, fingerprint
+from aesweep import clustering, data, fingerprint
 from aesweep.config import (
     UNTRAINED_ARCHS,
     ExperimentConfig,
@@ -29,14 +28,13 @@ from aesweep.names import (
     FINGERPRINT_TAG,
     FINGERPRINTS_ARTIFACT,
     JOB_DIR_TAG,
-    MAP_ARTIFACT,
     MODEL_URI_TAG,
     OBJECTIVE_TAG,
     OVERRIDES_TAG,
-    PANEL_ARTIFACT,
     SELECTION_TAG,
     TRAINING_TAG,
 )
+from aesweep.pictures import RunPictures
 from aesweep.reference import data_selection
 from aesweep.summary import OBJECTIVE, JobValue
 from aesweep.tracking import NullTracker, Tracker, code_tags, flatten, ui_link
@@ -57,71 +55,6 @@ def run_name(cfg: ExperimentConfig) -> str:
     if cfg.finetune.enabled:
         name += f"-{cfg.finetune.name.value}"
     return name
-
-
-def log_figures(
-    cfg: ExperimentConfig,
-    tracker: Tracker | NullTracker,
-    features: Features,
-    train: data.Digits,
-    labels_pred: np.ndarray,
-    name: str,
-) -> None:
-    """The seed's pictures, reconstructions, the loss curve, the clusters against the digits
-    and a t-SNE map of the training latents."""
-    members = figures.pick_cluster_members(labels_pred, n_clusters=cfg.cluster.n_clusters)
-    tracker.log_figure(
-        figures.latent_grid(train.pixels, features.train, members, title=name), "latent_grid"
-    )
-    tracker.log_figure(
-        figures.sample_and_latent(train.pixels[0], features.train[0], label=int(train.labels[0])),
-        "sample_latent",
-    )
-    if features.decoded is not None:
-        tracker.log_figure(
-            figures.reconstructions(train.x[:10], features.decoded, title=name), "reconstructions"
-        )
-    if features.history is not None:
-        h = features.history
-        tracker.log_figure(figures.loss_curve(h.loss, h.val_loss, title=name), "loss_curve")
-    # The same digits in every job of a sweep, so that the sweep's panel compares like with like.
-    panel = figures.first_of_each_label(train.labels)
-    tracker.log_arrays(
-        PANEL_ARTIFACT,
-        pixels=train.pixels[panel],
-        latents=features.train[panel],
-        labels=train.labels[panel],
-    )
-    table, digits, clusters = clustering.matched_contingency(train.labels, labels_pred)
-    tracker.log_figure(figures.confusion(table, digits, clusters, title=name), "confusion")
-    if not (tracker.enabled and cfg.tracking.latent_map):
-        return  # t-SNE takes seconds, for a picture nobody would see, or that was not asked for
-    latent_map = embedding.tsne_map(
-        features.train, random_state=cfg.seed, n_threads=cfg.train.threads
-    )
-    shown = latent_map.index
-    matched = min(table.shape)  # the first columns hold the clusters matched to a digit
-    matching = dict(zip(clusters[:matched].tolist(), digits[:matched].tolist(), strict=True))
-    tracker.log_figure(
-        figures.latent_map(
-            latent_map.coords,
-            train.labels[shown],
-            labels_pred[shown],
-            matching=matching,
-            n_samples=latent_map.n_samples,
-            method=latent_map.method,
-            title=f"{name}, training digits",
-        ),
-        "latent_map",
-    )
-    # The coordinates, so that the sweep's parent draws its jobs' maps without t-SNE.
-    tracker.log_arrays(
-        MAP_ARTIFACT,
-        coords=latent_map.coords,
-        labels_true=train.labels[shown],
-        labels_pred=labels_pred[shown],
-        index=shown,
-    )
 
 
 def _log_digits(
@@ -268,7 +201,17 @@ def run_experiment(
                 "time/finetune_s": tuned.seconds,
             }
         tracker.log_metrics(scores | metrics)
-        log_figures(exp, tracker, features, train, labels_pred, name)
+        RunPictures.choose(
+            name,
+            train,
+            features,
+            labels_pred,
+            n_clusters=exp.cluster.n_clusters,
+            # t-SNE takes seconds: not for a picture nobody would see, or nobody asked for
+            latent_map=tracker.enabled and exp.tracking.latent_map,
+            random_state=exp.seed,
+            threads=exp.train.threads,
+        ).log(tracker)
         if save_autoencoder:
             _log_autoencoder(tracker, features, train, training_hash, name="model")
         if clustering_model is not None and exp.tracking.log_model:

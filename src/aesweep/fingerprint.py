@@ -46,7 +46,10 @@ NOT_TRAINING = ("train.finetune_max_steps",)
 CODE_DIR = Path(__file__).parent  # aesweep's modules
 #: the modules whose code shapes a trained autoencoder, then those that shape a run's result
 TRAINING_CODE = ("data.py", "features.py", "models.py", "training.py", "kernels.py")
-RESULT_CODE = (*TRAINING_CODE, "clustering.py", "finetune.py", "embedding.py", "experiment.py")
+RESULT_CODE = (
+    *TRAINING_CODE,
+    *("clustering.py", "finetune.py", "embedding.py", "pictures.py", "experiment.py"),
+)
 TRAINING_PACKAGES = ("tensorflow", "keras", "numpy")
 RESULT_PACKAGES = (*TRAINING_PACKAGES, "scikit-learn", "umap-learn", "scipy")
 

@@ -1,0 +1,121 @@
+"""What one run shows: its pictures, and the arrays the sweep's figures read, chosen once
+from the run's digits, features and clusters, then drawn and logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from aesweep import clustering, embedding, figures
+from aesweep.names import MAP_ARTIFACT, PANEL_ARTIFACT
+
+if TYPE_CHECKING:
+    from aesweep.data import Digits
+    from aesweep.features import Features
+    from aesweep.tracking import NullTracker, Tracker
+
+
+@dataclass
+class RunPictures:
+    """The choices behind a run's pictures; :meth:`log` draws and logs them."""
+
+    name: str  # the run's name, the pictures' title
+    train: Digits
+    features: Features
+    labels_pred: np.ndarray  # the training digits' clusters
+    members: list[np.ndarray]  # per cluster, the digits its row of the latent grid shows
+    panel: np.ndarray  # one digit of each label: the same in every job of a sweep
+    contingency: tuple[np.ndarray, np.ndarray, np.ndarray]  # table, digits, clusters matched
+    latent_map: embedding.LatentMap | None  # None: not asked for, or nobody would see it
+
+    @classmethod
+    def choose(
+        cls,
+        name: str,
+        train: Digits,
+        features: Features,
+        labels_pred: np.ndarray,
+        *,
+        n_clusters: int,
+        latent_map: bool,
+        random_state: int,
+        threads: int | None = None,
+    ) -> RunPictures:
+        """Pick what the pictures show; ``latent_map``: compute the t-SNE map (seconds)."""
+        return cls(
+            name=name,
+            train=train,
+            features=features,
+            labels_pred=labels_pred,
+            members=figures.pick_cluster_members(labels_pred, n_clusters=n_clusters),
+            panel=figures.first_of_each_label(train.labels),
+            contingency=clustering.matched_contingency(train.labels, labels_pred),
+            latent_map=embedding.tsne_map(
+                features.train, random_state=random_state, n_threads=threads
+            )
+            if latent_map
+            else None,
+        )
+
+    def log(self, tracker: Tracker | NullTracker) -> None:
+        """The seed's pictures, reconstructions, the loss curve, the clusters against the
+        digits, the latent map, and the panel's and map's arrays for the sweep's figures."""
+        name, train, features = self.name, self.train, self.features
+        tracker.log_figure(
+            figures.latent_grid(train.pixels, features.train, self.members, title=name),
+            "latent_grid",
+        )
+        tracker.log_figure(
+            figures.sample_and_latent(
+                train.pixels[0], features.train[0], label=int(train.labels[0])
+            ),
+            "sample_latent",
+        )
+        if features.decoded is not None:
+            tracker.log_figure(
+                figures.reconstructions(train.x[:10], features.decoded, title=name),
+                "reconstructions",
+            )
+        if features.history is not None:
+            h = features.history
+            tracker.log_figure(figures.loss_curve(h.loss, h.val_loss, title=name), "loss_curve")
+        tracker.log_arrays(
+            PANEL_ARTIFACT,
+            pixels=train.pixels[self.panel],
+            latents=features.train[self.panel],
+            labels=train.labels[self.panel],
+        )
+        table, digits, clusters = self.contingency
+        tracker.log_figure(figures.confusion(table, digits, clusters, title=name), "confusion")
+        if self.latent_map is not None:
+            self._log_map(tracker)
+
+    def _log_map(self, tracker: Tracker | NullTracker) -> None:
+        latent_map, labels = self.latent_map, self.train.labels
+        table, digits, clusters = self.contingency
+        shown = latent_map.index
+        matched = min(table.shape)  # the first columns hold the clusters matched to a digit
+        matching = dict(zip(clusters[:matched].tolist(), digits[:matched].tolist(), strict=True))
+        tracker.log_figure(
+            figures.latent_map(
+                latent_map.coords,
+                labels[shown],
+                self.labels_pred[shown],
+                matching=matching,
+                n_samples=latent_map.n_samples,
+                method=latent_map.method,
+                title=f"{self.name}, training digits",
+            ),
+            "latent_map",
+        )
+        # The coordinates, so that the sweep's parent draws its jobs' maps without t-SNE.
+        tracker.log_arrays(
+            MAP_ARTIFACT,
+            coords=latent_map.coords,
+            labels_true=labels[shown],
+            labels_pred=self.labels_pred[shown],
+            index=shown,
+        )
