@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from aesweep.config import check_job, register_configs, to_experiment_config
 from aesweep.console import prepare_process
-from aesweep.errors import InputError, TrackingError, TrainingDiverged
+from aesweep.errors import InputError, TrackingError, TrainingDiverged, one_line
 from aesweep.names import FAILURE_FILE
 from aesweep.summary import JobValue
 from aesweep.sweep import parent_run_id
@@ -66,7 +66,7 @@ def main(cfg: DictConfig) -> float:
         # A bad input, a diverging loss or a tracking server that is gone or refuses needs
         # its line, not a traceback; the job's MLflow run (if one started and its server
         # answers) already ended FAILED with the reason.
-        line = f"{type(err).__name__}: {err}"
+        line = one_line(err)
         log.error("%s", line)
         if hydra_cfg.mode == RunMode.RUN:
             raise SystemExit(1) from None
@@ -75,12 +75,12 @@ def main(cfg: DictConfig) -> float:
             raise
         # The job's MLflow run is already FAILED with the reason; the sweep goes on and
         # its summary lists this job.
-        line = f"{type(err).__name__}: {err}"
+        line = one_line(err)
         log.exception("job failed: %s", line)
     # A sweep's job: the sweep goes on. The reason goes back to the sweeper with the NaN,
     # and into the job's folder, where the sweep's table finds a job that has no run.
-    (output_dir / FAILURE_FILE).write_text(line.splitlines()[0] + "\n")
-    return JobValue(math.nan, failure=line.splitlines()[0])
+    (output_dir / FAILURE_FILE).write_text(line + "\n")
+    return JobValue(math.nan, failure=line)
 
 
 if __name__ == "__main__":

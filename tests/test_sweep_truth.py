@@ -15,6 +15,7 @@ import signal
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
+import optuna
 import pytest
 from conftest import CONF_DIR, LEAN, TINY, compose_config, store_runs, summary_rows
 from hydra import compose, initialize_config_dir
@@ -22,7 +23,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from mlflow import MlflowClient
 from omegaconf import open_dict
 
-from aesweep import data, fingerprint
+from aesweep import data, fingerprint, search
 from aesweep.config import to_experiment_config
 from aesweep.experiment import run_experiment
 from aesweep.names import (
@@ -34,7 +35,8 @@ from aesweep.names import (
 )
 from aesweep.parent import SweepParent
 from aesweep.review import Sweep, load_sweep, sweep_figures
-from aesweep.search_record import SearchRecord, TrialRecord
+from aesweep.search import JobOutcome
+from aesweep.search_record import SearchRecord
 from aesweep.summary import REFERENCE_NAME, JobValue
 from aesweep.sweep import MlflowSweepCallback
 from aesweep.tracking import Tracker, process_tags
@@ -271,19 +273,28 @@ def test_a_search_names_its_best_after_the_metric_its_jobs_returned(workdir, mon
     exp = to_experiment_config(base)
     sweep_dir = workdir / "multirun" / "search"
     parent = SweepParent(exp, sweep_dir=sweep_dir, root=workdir)
-    overrides = ["arch=pixels", "data.n_test=0"]
-    value = _run(workdir, *overrides, parent_run_id=parent.run_id)
-    assert value.metric == "cluster/acc"
-    record = SearchRecord(
-        study_name="s",
-        storage=None,
-        direction="maximize",
-        sampler={},
+    space, fixed = search.parse_space({"seed": "choice(0)"}, ["arch=pixels", "data.n_test=0"])
+    values = []
+
+    def launch(batch, initial_job_idx):  # as the sweeper's launcher runs its jobs
+        values.extend(_run(workdir, *job, parent_run_id=parent.run_id) for job in batch)
+        return [JobOutcome(float(v), metric=v.metric) for v in values[-len(batch) :]]
+
+    record = SearchRecord("s", None, "maximize", {}, 1, search.describe_space(space))
+    search.run_search(
+        optuna.create_study(direction="maximize"),
+        space,
+        fixed,
         n_trials=1,
-        space={},
-        trials=[TrialRecord(0, "COMPLETE", float(value), {}, overrides)],
+        n_jobs=1,
+        launch=launch,
+        check=lambda overrides: None,
+        replay=False,
+        record=record,
+        sweep_dir=sweep_dir,
     )
-    record.write(sweep_dir)
+    [value] = values
+    assert value.metric == "cluster/acc"
     assert parent.review(sweep_dir) == 0
     metrics = MlflowClient(_store(workdir)).get_run(parent.run_id).data.metrics
     assert metrics["best/cluster_acc"] == pytest.approx(float(value))

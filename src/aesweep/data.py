@@ -6,7 +6,6 @@ canonical pixel values 0..255 (as float32) and integer labels of shape ``(n,)``.
 
 from __future__ import annotations
 
-import functools
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -56,20 +55,63 @@ def load(
 
 
 def count(source: str, path: str | None = None, *, allow_pickle: bool = False) -> int:
-    """How many digits ``data.source`` holds, without downloading anything (a file is
-    read, so a missing or corrupt one fails here)."""
+    """How many digits ``data.source`` holds, without downloading anything. An ``.npz``
+    is not loaded: its arrays' headers give their lengths; a missing file, one that is
+    not a zip, lacks the keys or holds more labels than images fails here."""
     if source in SOURCE_SIZES:
         return SOURCE_SIZES[source]
     file = Path(path).expanduser()
-    stat = file.stat() if file.is_file() else None
-    # The jobs of a sweep check the same file: read it once per version of its contents.
-    key = (str(file.resolve()), stat and (stat.st_mtime_ns, stat.st_size))
-    return _count_file(key, path, allow_pickle)
+    if file.is_file() and file.suffix == ".npz":
+        return _count_npz(file)
+    return len(load_file(path, allow_pickle=allow_pickle)[1])  # a pickle: only loading tells
 
 
-@functools.lru_cache(maxsize=8)
-def _count_file(key: tuple, path: str, allow_pickle: bool) -> int:
-    return len(load_file(path, allow_pickle=allow_pickle)[1])
+def _count_npz(path: Path) -> int:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [name.removesuffix(".npy") for name in archive.namelist()]
+            total = 0
+            for part in _npz_parts(path, names):
+                n_images, n_labels = (
+                    _npy_length(archive, f"{kind}_{part}.npy") for kind in ("x", "y")
+                )
+                if n_images != n_labels:
+                    where = f"data.path={str(path)!r} (x_{part})"
+                    raise InputError(f"{where}: {n_images} images but {n_labels} labels")
+                total += n_labels
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise _unreadable_npz(path, err) from err
+    return total
+
+
+def _npy_length(archive: zipfile.ZipFile, name: str) -> int:
+    """The first dimension of the ``.npy`` array ``name`` in ``archive``, from its header."""
+    with archive.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else (np.lib.format.read_array_header_2_0)
+        )
+        shape, _, _ = read(f)
+    return shape[0] if shape else 0
+
+
+def _npz_parts(path: Path, names) -> list[str]:
+    """``["train", "test"]``, or ``["train"]``, the parts of a Keras-layout ``.npz``."""
+    if "x_train" not in names or "y_train" not in names:
+        raise InputError(
+            f"data.path={str(path)!r} has keys {sorted(names)}; "
+            "expected x_train, y_train (and optionally x_test, y_test)"
+        )
+    return ["train", "test"] if "x_test" in names and "y_test" in names else ["train"]
+
+
+def _unreadable_npz(path: Path, err: Exception) -> InputError:
+    reason = str(err).split(".")[0]
+    return InputError(f"data.path={str(path)!r} is not a readable .npz file ({reason})")
 
 
 def check_split(n_total: int, *, n_samples: int, n_test: int) -> None:
@@ -133,14 +175,8 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             arrays = {key: npz[key] for key in npz.files}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         # np.load reads a file that is not a zip as a pickle and refuses it with ValueError.
-        reason = str(err).split(".")[0]
-        raise InputError(f"data.path={str(path)!r} is not a readable .npz file ({reason})") from err
-    if "x_train" not in arrays or "y_train" not in arrays:
-        raise InputError(
-            f"data.path={str(path)!r} has keys {sorted(arrays)}; "
-            "expected x_train, y_train (and optionally x_test, y_test)"
-        )
-    parts = ["train", "test"] if "x_test" in arrays and "y_test" in arrays else ["train"]
+        raise _unreadable_npz(path, err) from err
+    parts = _npz_parts(path, arrays)
     checked = [
         _check_arrays(
             arrays[f"x_{part}"], arrays[f"y_{part}"], f"data.path={str(path)!r} (x_{part})"

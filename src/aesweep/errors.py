@@ -25,3 +25,10 @@ class TrackingUnavailable(TrackingError):
 
 class TrackingRefused(TrackingError):
     """The tracking server answered 401 (no or wrong login) or 403 (no permission)."""
+
+
+def one_line(err: BaseException) -> str:
+    """``InputError: data.path='x.npz': no such file``: an error's class and the first
+    line of its message, as a log line, a table cell or a run's failure reason shows it."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__

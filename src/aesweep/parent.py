@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import json
 import logging
 import shlex
@@ -23,8 +24,6 @@ from mlflow.exceptions import MlflowException
 from aesweep import figures, server
 from aesweep.config import ExperimentConfig
 from aesweep.names import (
-    FAILURE_TAG,
-    OBJECTIVE_TAG,
     OVERRIDES_TAG,
     PARENT_FILE,
     ROLE_TAG,
@@ -35,6 +34,7 @@ from aesweep.names import (
 )
 from aesweep.reference import pixel_reference
 from aesweep.review import (
+    child_runs,
     load_sweep,
     reference_metrics,
     search_figures,
@@ -44,7 +44,7 @@ from aesweep.review import (
 )
 from aesweep.search_record import SearchRecord
 from aesweep.summary import to_csv, to_markdown
-from aesweep.tracking import Tracker, code_tags, process_tags, ui_link
+from aesweep.tracking import Tracker, code_tags, end_run, process_tags, ui_link
 
 log = logging.getLogger(__name__)
 
@@ -93,25 +93,24 @@ class SweepParent:
     def _end_if_running(self) -> None:
         # At exit, a server that is gone gets one try, not a minute of retries.
         with server.no_retries(), contextlib.suppress(MlflowException):
-            if self.client.get_run(self.run_id).info.status == "RUNNING":
-                self.end_orphans("the sweep ended (interrupted or killed) while this job ran")
+            parent = self.client.get_run(self.run_id)
+            if parent.info.status == "RUNNING":
+                why = "the sweep ended (interrupted or killed) while this job ran"
+                self.end_orphans(child_runs(self.client, parent), why)
                 self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.KILLED))
 
-    def end_orphans(self, why: str) -> int:
-        """End KILLED, with ``why``, the jobs' runs still RUNNING once the sweep has ended:
+    def end_orphans(self, children: list[Run], why: str) -> int:
+        """End KILLED, with ``why``, the ``children`` still RUNNING once the sweep has ended:
         their process was killed (SIGKILL, a lost worker) before it could end them."""
-        sweep = load_sweep(self.client, self.run_id)
-        orphans = [run for run in sweep.children if run.info.status == "RUNNING"]
+        orphans = [run for run in children if run.info.status == "RUNNING"]
         for run in orphans:
-            self.client.set_tag(run.info.run_id, FAILURE_TAG, why)
-            self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            end_run(self.client, run.info.run_id, RunStatus.KILLED, why)
         return len(orphans)
 
     def fail(self, reason: str) -> None:
         """End the parent FAILED with ``reason`` (its review could not be made)."""
         with server.no_retries(), contextlib.suppress(MlflowException):
-            self.client.set_tag(self.run_id, FAILURE_TAG, reason[:5000])
-            self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FAILED))
+            end_run(self.client, self.run_id, RunStatus.FAILED, reason)
 
     def log_references(self, children: list[Run]) -> dict[str, dict[str, float]]:
         """KMeans on the pixels of each distinct set of digits the jobs saw, on the parent.
@@ -147,16 +146,15 @@ class SweepParent:
             return self._review(sweep_dir)
 
     def _review(self, sweep_dir: Path) -> int:
-        # Every job has returned: a run still RUNNING lost its process.
-        self.end_orphans("its job ended without ending its run (the process was killed?)")
         sweep = load_sweep(self.client, self.run_id)
+        # Every job has returned: a run still RUNNING lost its process.
+        why = "its job ended without ending its run (the process was killed?)"
+        changed = self.end_orphans(sweep.children, why)
         search = SearchRecord.read(sweep_dir)  # None for a grid
         if search is not None:
-            self._tag_trials(search, sweep.children)
-            sweep = load_sweep(self.client, self.run_id)
-            objectives = {run.data.tags.get(OBJECTIVE_TAG) for run in sweep.children} - {None}
-            if len(objectives) == 1:  # name the best after what the jobs really returned
-                search.objective = objectives.pop()
+            changed += self._tag_trials(search, sweep.children)
+        if changed:  # read the runs again, with their new status and tags
+            sweep = dataclasses.replace(sweep, children=child_runs(self.client, sweep.parent))
         sweep.references = self.log_references(sweep.children)
         columns, rows = sweep.table()
         markdown, csv_text = to_markdown(columns, rows), to_csv(columns, rows)
@@ -186,16 +184,20 @@ class SweepParent:
             log.error("%d of %d jobs failed; see the status column above", failed, len(sweep.jobs))
         return failed
 
-    def _tag_trials(self, search: SearchRecord, children: list[Run]) -> None:
-        """Tag each job of a search with its trial number, matched by its overrides."""
+    def _tag_trials(self, search: SearchRecord, children: list[Run]) -> int:
+        """Tag each job of a search with its trial number, matched by its overrides;
+        returns how many were tagged."""
         unclaimed: dict[str, list[int]] = {}
         for trial in search.trials:
             if trial.overrides is not None:
                 unclaimed.setdefault(shlex.join(trial.overrides), []).append(trial.number)
+        tagged = 0
         for run in children:  # in start order: duplicate draws take their numbers in turn
             numbers = unclaimed.get(run.data.tags.get(OVERRIDES_TAG, ""))
             if numbers:
                 self.client.set_tag(run.info.run_id, TRIAL_TAG, str(numbers.pop(0)))
+                tagged += 1
+        return tagged
 
     def _log_search(self, search: SearchRecord) -> None:
         """The study, its space and best trial as params and metrics, and two figures."""

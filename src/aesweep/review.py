@@ -119,20 +119,25 @@ def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
     """Read a sweep's parent, children and pixel references back from MLflow, and the jobs
     that never reached it from the sweep's folder (where that folder still exists)."""
     parent = client.get_run(parent_run_id)
-    children = list(
-        client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-            max_results=10_000,
-            order_by=["attributes.start_time ASC"],
-        )
-    )
+    children = child_runs(client, parent)
     sweep_dir = parent.data.tags.get(SWEEP_DIR_TAG)
     unrecorded = []
     if sweep_dir:
         recorded = {run.data.tags.get(JOB_DIR_TAG) for run in children}
         unrecorded = unrecorded_jobs(Path(sweep_dir), recorded, since=parent.info.start_time)
     return Sweep(parent, children, _references(parent.data.metrics), unrecorded)
+
+
+def child_runs(client: MlflowClient, parent: Run) -> list[Run]:
+    """The jobs' runs of the sweep whose parent run is ``parent``, in start order."""
+    return list(
+        client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+            max_results=10_000,
+            order_by=["attributes.start_time ASC"],
+        )
+    )
 
 
 def unrecorded_jobs(sweep_dir: Path, recorded: set[str], *, since: int) -> list[JobRecord]:

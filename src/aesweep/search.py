@@ -241,6 +241,7 @@ class JobOutcome:
 
     value: float | None
     failure: str = ""
+    metric: str = ""  # the objective's name, as the job says (cluster/acc without held-out)
 
 
 def describe_space(space: Mapping[str, Dimension]) -> dict[str, dict[str, Any]]:
@@ -319,14 +320,21 @@ def run_search(
     each batch.
     """
     recover_interrupted(study)
+
+    def launch_noting_the_metric(batch: list[list[str]], initial_job_idx: int):
+        outcomes = launch(batch, initial_job_idx)
+        for outcome in outcomes:  # the record names its objective as the jobs do
+            record.objective = outcome.metric or record.objective
+        return outcomes
+
     earlier = _finished(study)
     by_number = {trial.number: _record(trial) for trial in earlier}
     log.info("%d of %d trials done before this run", len(earlier), n_trials)
-    job_idx = _replay(earlier, by_number, space, fixed, launch) if replay else 0
+    job_idx = _replay(earlier, by_number, space, fixed, launch_noting_the_metric) if replay else 0
     remaining = n_trials - len(earlier)
     while remaining > 0:
         asked = [ask_valid(study, space, fixed, check) for _ in range(min(n_jobs, remaining))]
-        outcomes = launch([overrides for _, overrides in asked], job_idx)
+        outcomes = launch_noting_the_metric([overrides for _, overrides in asked], job_idx)
         job_idx += len(asked)
         remaining -= len(asked)
         for (trial, overrides), outcome in zip(asked, outcomes, strict=True):

@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from aesweep.config import check_job, to_experiment_config
-from aesweep.errors import InputError, TrackingError
+from aesweep.errors import InputError, TrackingError, one_line
 from aesweep.names import PARENT_FILE, SEARCH_SWEEPER
 
 if TYPE_CHECKING:
@@ -70,11 +70,10 @@ class MlflowSweepCallback(Callback):
         except Exception as err:
             # Hydra turns a callback's exception into a warning that scrolls by, and the
             # command exits 0: a review that could not be made fails the command instead.
-            line = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
-            if not isinstance(err, TrackingError | InputError | FileNotFoundError):
-                log.debug("the sweep's review failed", exc_info=err)
-            self.parent.fail(f"the sweep's review failed: {line}")
-            log.error("the sweep's review failed: %s", line)
+            log.debug("the sweep's review failed", exc_info=err)  # the traceback, if asked
+            line = f"the sweep's review failed: {one_line(err)}"
+            self.parent.fail(line)
+            log.error("%s", line)
             sys.exit(1)
         if failed:
             sys.exit(1)  # a job failed: the table says which and why

@@ -108,12 +108,17 @@ def process_gone(tags: Mapping[str, str]) -> bool:
     return False
 
 
+def end_run(client: MlflowClient, run_id: str, status: int, why: str) -> None:
+    """End run ``run_id`` with ``status`` (``RunStatus.KILLED``, ...), saying ``why``."""
+    client.set_tag(run_id, FAILURE_TAG, why[:5000])
+    client.set_terminated(run_id, RunStatus.to_string(status))
+
+
 def _end_killed(client: MlflowClient, run: mlflow.entities.Run, how: str) -> None:
     """End ``run`` KILLED, saying that its process is gone and ``how`` it was ended."""
     tags = run.data.tags
     why = f"its process ({tags.get(HOST_TAG, '?')} pid {tags.get(PID_TAG, '?')}) is gone; {how}"
-    client.set_tag(run.info.run_id, FAILURE_TAG, why)
-    client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+    end_run(client, run.info.run_id, RunStatus.KILLED, why)
     log.warning("run %s was left RUNNING: %s", run.info.run_id, why)
 
 

@@ -44,7 +44,6 @@ class AesweepOptunaSweeper(Sweeper):
         self.n_trials = n_trials
         self.n_jobs = n_jobs
         self.params = OmegaConf.to_container(params, resolve=True) if params else {}
-        self.record = None  # the search's record, once it starts
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -102,7 +101,6 @@ class AesweepOptunaSweeper(Sweeper):
             n_trials=self.n_trials,
             space=search.describe_space(space),
         )
-        self.record = record
         log.info("Optuna study %r in %s", name, storage or "memory (not resumable)")
         return search.run_search(
             study,
@@ -128,12 +126,12 @@ class AesweepOptunaSweeper(Sweeper):
         """Run a batch of jobs through Hydra's launcher; each one's value or failure."""
         from aesweep.search import JobOutcome
 
-        returns = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
-        outcomes = [JobOutcome(*_value(job)) for job in returns]
-        for job in returns:  # the metric the jobs returned (training acc without held-out digits)
-            metric = getattr(job._return_value, "metric", None)
-            if metric and self.record is not None:
-                self.record.objective = metric
+        outcomes = []
+        for job in self.launcher.launch(batch, initial_job_idx=initial_job_idx):
+            value, failure = _value(job)
+            # aesweep's jobs say which metric they returned (training acc without held-out)
+            metric = getattr(job.return_value, "metric", "") if value is not None else ""
+            outcomes.append(JobOutcome(value, failure, metric))
         return outcomes
 
     def _storage(self) -> str | None:
