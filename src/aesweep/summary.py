@@ -28,14 +28,7 @@ class JobValue(float):
     def __new__(cls, value: float, *, metric: str = OBJECTIVE, failure: str = "") -> JobValue:
         job_value = super().__new__(cls, value)
         job_value.metric, job_value.failure = metric, failure
-        return job_value
-
-    def __reduce__(self):  # joblib's and submitit's workers send it back pickled
-        return _job_value, (float(self), self.metric, self.failure)
-
-
-def _job_value(value: float, metric: str, failure: str) -> JobValue:
-    return JobValue(value, metric=metric, failure=failure)
+        return job_value  # pickles with both (joblib's and submitit's workers send it back)
 
 
 SCORE_KEYS = [
