@@ -37,7 +37,7 @@ import keras  # noqa: E402
 import plain_keras  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
-from aesweep.models import build_autoencoder  # noqa: E402
+from aesweep import models  # noqa: E402
 from aesweep.tracking import Tracker  # noqa: E402
 from aesweep.training import train_autoencoder  # noqa: E402
 
@@ -47,7 +47,7 @@ LATENT_DIM = {"ffn": 100, "cnn": 196, "dec": 10}
 
 def aesweep_epochs(arch: str, epochs: int, x, x_val, tracker: Tracker | None) -> list[float]:
     keras.utils.set_random_seed(0)
-    model = build_autoencoder(arch, latent_dim=LATENT_DIM[arch]).model
+    model = getattr(models, arch)(latent_dim=LATENT_DIM[arch])
     history = train_autoencoder(
         model,
         x,

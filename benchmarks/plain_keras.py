@@ -64,7 +64,7 @@ def digits(
         labels,
         test_idx if held_out else train_idx,
         scaling="zscore" if arch == "ffn" else "unit",
-        flat=arch != "cnn",
+        shape=(28, 28, 1) if arch == "cnn" else (784,),
     )
     return prepared.x, prepared.labels
 

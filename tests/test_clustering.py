@@ -102,10 +102,7 @@ def few_digits() -> tuple[data.Digits, data.Digits]:
     """300 training and 100 held-out real digits, pixels / 255."""
     images, labels = data.load_mnist_sample()
     train_idx, test_idx = data.split(labels, n_samples=300, n_test=100, random_state=0)
-    return tuple(
-        data.prepare(images, labels, idx, scaling="unit", flat=True)
-        for idx in (train_idx, test_idx)
-    )
+    return tuple(data.prepare(images, labels, idx, scaling="unit") for idx in (train_idx, test_idx))
 
 
 # Both in one worker, so that numba compiles UMAP's functions once (10-30 s).

@@ -1,9 +1,9 @@
 import pytest
-from conftest import compose_config
+from conftest import CONF_DIR, compose_config
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from aesweep.config import ArchName, Scaling, to_experiment_config
+from aesweep.config import Scaling, to_experiment_config
 from aesweep.errors import InputError
 
 
@@ -27,7 +27,7 @@ def test_unset_lr_and_latent_dim_take_the_seed_values_of_the_arch(arch, lr, late
         scaling.value,
     )
     exp = to_experiment_config(cfg)
-    assert exp.arch.name == ArchName(arch)
+    assert exp.arch.name == arch
     assert (exp.lr, exp.latent_dim, exp.data.scaling) == (lr, latent_dim, scaling)
 
 
@@ -113,3 +113,40 @@ def test_baselines_refuse_training_keys(overrides, message):
 def test_keys_forced_in_with_plus_are_still_rejected_by_the_schema():
     with pytest.raises(InputError, match="typo"):
         to_experiment_config(compose_config(["+typo=1"]))
+
+
+USER_ARCHS = ["hydra.searchpath=[file://" + str(CONF_DIR.parent / "tests" / "user_conf") + "]"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["+arch.model.widht=3"], r"arch.model.widht=3: user_nets.small_dense has no argument"),
+        (["arch.model.width=wide"], r"arch.model.width='wide': .* takes width: int"),
+        (["~arch.model.latent_dim"], r"arch.model.latent_dim is missing: user_nets.small_dense"),
+        (["arch.model._target_=user_nets.nope"], r"module user_nets has no 'nope'"),
+        (["arch.model._target_=no_such_module.net"], r"'no_such_module.net' cannot be imported"),
+        (["arch.input_shape=[28,27]"], r"arch.input_shape=\[28, 27\] must hold the 784 pixels"),
+    ],
+)
+def test_a_users_network_is_checked_against_its_signature_before_any_work(overrides, message):
+    with pytest.raises(InputError, match=message):
+        to_experiment_config(compose_config(["arch=small_dense", *USER_ARCHS, *overrides]))
+
+
+def test_a_users_network_takes_the_sweeps_keys_through_interpolation():
+    exp = to_experiment_config(
+        compose_config(["arch=small_dense", *USER_ARCHS, "latent_dim=3", "activation=sigmoid"])
+    )
+    assert exp.arch.model == {
+        "_target_": "user_nets.small_dense",
+        "latent_dim": 3,
+        "width": 32,
+        "hidden": "sigmoid",
+    }
+    assert exp.arch.trains and exp.lr == 0.005
+
+
+@pytest.mark.parametrize(("arch", "trains"), [("pixels", False), ("pca", False), ("cnn", True)])
+def test_transformers_train_nothing_and_networks_do(arch, trains):
+    assert to_experiment_config(compose_config([f"arch={arch}"])).arch.trains is trains

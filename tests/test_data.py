@@ -57,8 +57,8 @@ def test_zscore_standardises_each_image_on_its_own():
 def test_prepare_shapes_for_each_arch():
     images, labels = _digits(20)
     idx = np.arange(10)
-    flat = data.prepare(images.astype(np.float32), labels, idx, scaling="zscore", flat=True)
-    grid = data.prepare(images.astype(np.float32), labels, idx, scaling="unit", flat=False)
+    flat = data.prepare(images.astype(np.float32), labels, idx, scaling="zscore")
+    grid = data.prepare(images.astype(np.float32), labels, idx, scaling="unit", shape=(28, 28, 1))
     assert flat.x.shape == (10, 784) and grid.x.shape == (10, 28, 28, 1)
     assert grid.x.max() <= 1.0 and flat.pixels.shape == (10, 28, 28)
 

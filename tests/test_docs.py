@@ -1,7 +1,8 @@
 """Every ``src/train.py`` command in README.md and docs/ composes and passes the check a sweep
 makes of its jobs before the first one starts: a renamed key or option breaks this test,
 not a reader's first try. (Running them all would take hours; debug=tiny versions of the
-main ones run in the end-to-end tests.)"""
+main ones run in the end-to-end tests.) The worked example of docs/your-network.md is
+copied out of the page and swept against the seed's cnn from the command line."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONF_DIR, ROOT
+from conftest import CONF_DIR, LEAN, ROOT, TINY, run_script, summary_rows
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from aesweep.config import check_job
+from aesweep.errors import InputError
 from aesweep.search import parse_space
 from aesweep.sweep import validate_jobs
 
@@ -41,6 +43,31 @@ def _commands() -> list[tuple[str, list[str]]]:
 
 
 COMMANDS = _commands()
+YOUR_NETWORK = ROOT / "docs" / "your-network.md"
+
+
+def _example_files() -> dict[str, str]:
+    """The files of docs/your-network.md's worked example, by the path each block names on
+    its first line (``# src/my_nets.py``)."""
+    blocks = re.findall(r"```(?:python|yaml)\n# (\S+)\n(.*?)```", YOUR_NETWORK.read_text(), re.S)
+    return dict(blocks)
+
+
+@pytest.fixture(scope="module")
+def user_project(tmp_path_factory) -> Path:
+    """A folder with the worked example's ``src/my_nets.py`` and ``conf/arch/small_conv.yaml``."""
+    folder = tmp_path_factory.mktemp("user_project")
+    for name, text in _example_files().items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.fixture
+def with_user_network(user_project, monkeypatch) -> list[str]:
+    """The worked example on the path and in Hydra's search path, as the page sets it up."""
+    monkeypatch.syspath_prepend(str(user_project / "src"))
+    return [f"hydra.searchpath=[file://{user_project / 'conf'}]"]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +87,12 @@ def test_the_docs_hold_the_main_commands():
 
 
 @pytest.mark.parametrize(("where", "args"), COMMANDS, ids=[w for w, _ in COMMANDS])
-def test_a_documented_command_composes_and_passes_the_up_front_check(where, args, full_size_file):
+def test_a_documented_command_composes_and_passes_the_up_front_check(
+    where, args, full_size_file, with_user_network
+):
     overrides = [a for a in args if not a.startswith("-")]
+    if where.startswith(YOUR_NETWORK.name):
+        overrides += with_user_network
     overrides = [
         f"data.path={full_size_file}" if o.startswith("data.path=") else o for o in overrides
     ]
@@ -81,6 +112,47 @@ def test_a_documented_command_composes_and_passes_the_up_front_check(where, args
             config = compose("config", overrides=[], return_hydra_config=True)
             with open_dict(config):
                 config.hydra.overrides.task = [o for o in overrides if not o.startswith("hydra")]
+                config.hydra.overrides.hydra = [o for o in overrides if o.startswith("hydra")]
             validate_jobs(config)
         else:
             check_job(compose("config", overrides=overrides))
+
+
+def test_the_worked_example_names_its_two_files():
+    assert set(_example_files()) == {"src/my_nets.py", "conf/arch/small_conv.yaml"}
+
+
+@pytest.mark.parametrize(
+    "message", re.findall(r"```text\n(.*?)```", YOUR_NETWORK.read_text(), re.S)[0].splitlines()
+)
+def test_the_worked_example_shows_the_errors_the_check_gives(message, with_user_network):
+    override = message.split(": ", 1)[0]
+    key, value = override.split("=", 1)
+    override = f"{'+' if key.endswith('.filter') else ''}{key}={value.strip(chr(39))}"
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", overrides=["arch=small_conv", override, *with_user_network])
+    with pytest.raises(InputError) as info:
+        check_job(config)
+    assert str(info.value) == message
+
+
+@pytest.mark.slow
+def test_a_network_of_ones_own_sweeps_against_the_seed_cnn(user_project, workdir):
+    # The page's files in a project of their own: its src/ on the path, its conf/ searched.
+    result = run_script(
+        "train.py",
+        [
+            "-m",
+            "arch=cnn,small_conv",
+            *TINY,
+            *LEAN,
+            f"hydra.searchpath=[file://{user_project}/conf]",
+        ],
+        cwd=workdir,
+        env={"PYTHONPATH": f"{ROOT / 'src'}:{user_project / 'src'}"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["arch"]: row for row in summary_rows(workdir)}
+    assert set(rows) == {"cnn", "small_conv", "pixels (reference)"}
+    assert all(rows[arch]["status"] == "FINISHED" for arch in ("cnn", "small_conv"))
+    assert 0 < float(rows["small_conv"]["test/acc"]) <= 1

@@ -15,6 +15,7 @@ import pytest
 from conftest import FIGURES, ROOT, TINY, assert_close_to_scale, cli_env, compose_config
 from mlflow import MlflowClient
 
+from aesweep import models
 from aesweep.clustering import cluster_scores
 from aesweep.config import FinetuneConfig, FinetuneName, Optimizer, to_experiment_config
 from aesweep.errors import InputError
@@ -30,7 +31,6 @@ from aesweep.finetune import (
     soft_assignment,
     target_distribution,
 )
-from aesweep.models import build_autoencoder
 from aesweep.names import CLUSTERING_MODEL_URI_TAG, MODEL_FROM_TAG, MODEL_URI_TAG
 
 # Three points on a line, two centres: 0 and 3 sit near a centre, 1 halfway between.
@@ -79,7 +79,7 @@ def tiny_problem():
     keras.utils.set_random_seed(0)
     exp = to_experiment_config(compose_config([*TINY, "arch=ffn", "latent_dim=4"]))
     train, _ = load_digits(exp)
-    autoencoder = build_autoencoder("ffn", latent_dim=4).model
+    autoencoder = models.ffn(latent_dim=4)
     z = np.asarray(autoencoder.get_layer("encoder")(train.x))
     centres = z[np.arange(10) * 20]  # ten digits as starting centres
     return autoencoder, centres, train

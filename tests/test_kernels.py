@@ -7,8 +7,7 @@ import tensorflow as tf
 from conftest import assert_close_to_scale
 from keras import layers
 
-from aesweep import kernels
-from aesweep.models import build_autoencoder
+from aesweep import kernels, models
 
 RNG = np.random.default_rng(0)
 EPS = float(np.finfo(np.float32).eps)  # 2**-23, float32's relative spacing
@@ -72,9 +71,9 @@ def test_separable_max_pooling_equals_keras_max_pooling():
 )
 def test_cnn_decoder_equals_keras_layers(latent_dim, hidden, output):
     fast, plain = (
-        build_autoencoder(
-            "cnn", latent_dim=latent_dim, hidden=hidden, output=output, fast_kernels=on
-        ).decoder
+        models.cnn(latent_dim=latent_dim, hidden=hidden, output=output, fast_kernels=on).get_layer(
+            "decoder"
+        )
         for on in (True, False)
     )
     assert "call" in vars(fast) and "call" not in vars(plain)
@@ -106,9 +105,7 @@ def test_phase_decoder_matches_other_kernel_sizes_and_strides(up_kernel, stride,
 
 
 def test_whole_cnn_equals_keras_layers_on_a_batch():
-    fast, plain = (
-        build_autoencoder("cnn", latent_dim=196, fast_kernels=on).model for on in (True, False)
-    )
+    fast, plain = (models.cnn(latent_dim=196, fast_kernels=on) for on in (True, False))
     x = (RNG.random(size=(12, 28, 28, 1)) > 0.6).astype("float32")
     # Binary digits give equal maxima in a pooling window (identical patches), and Keras'
     # pooling and the separable one send the gradient to different ones of them: the
@@ -187,6 +184,6 @@ def test_with_a_gpu_keras_own_kernels_run(monkeypatch):
     # No GPU here: pretend TensorFlow sees one, to check that the CPU forms then stay off.
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [kind])
     assert not kernels.enabled()
-    autoencoder = build_autoencoder("cnn", latent_dim=196)
-    assert "call" not in vars(autoencoder.decoder)
-    assert "call" not in vars(autoencoder.encoder.get_layer("enc_pool"))
+    autoencoder = models.cnn(latent_dim=196)
+    assert "call" not in vars(autoencoder.get_layer("decoder"))
+    assert "call" not in vars(autoencoder.get_layer("encoder").get_layer("enc_pool"))

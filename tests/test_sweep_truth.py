@@ -208,6 +208,7 @@ def test_a_reused_model_or_result_must_match_the_code_and_the_digits(workdir, mo
     training = inputs["training"]
     assert {"tensorflow", "keras"} <= set(training["versions"])
     assert "models.py" in training["code"] and "clustering.py" not in training["code"]
+    assert "aesweep.models.ffn" in training["code"]  # the arch's _target_, by its own name
     assert "clustering.py" in inputs["config"]["code"]
     assert len(training["data"]) == 64  # the digits' SHA-256
     assert "train.epochs" in training["params"]
@@ -215,6 +216,21 @@ def test_a_reused_model_or_result_must_match_the_code_and_the_digits(workdir, mo
         assert not_shaping not in training["params"]
     assert "train.finetune_max_steps" in inputs["config"]["params"]
     assert not any(key.startswith("tracking.") for key in inputs["config"]["params"])
+
+
+def test_an_edited_network_of_ones_own_is_trained_again(tmp_path, monkeypatch):
+    module = tmp_path / "edited_net.py"
+    module.write_text("def net(latent_dim):\n    return latent_dim\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from edited_net import net
+
+    def training_hash() -> str:
+        also = fingerprint.source_files(net)
+        return fingerprint.training_fingerprint({"arch.name": "mine"}, data="d", also=also).hash
+
+    before = training_hash()
+    module.write_text(module.read_text() + "# a layer more\n")
+    assert training_hash() != before
 
 
 def _killed_sweep(uri: str, experiment_id: str, ready) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from aesweep import models
 from aesweep.errors import TrainingDiverged
-from aesweep.models import build_autoencoder
 from aesweep.training import compile_autoencoder, make_epoch_step, train_autoencoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -24,7 +24,7 @@ def test_one_epoch_equals_keras_fit_on_the_same_weights(arch):
     x = RNG.normal(size=(250, 784)).astype("float32")
     x = x if arch == "ffn" else (x.reshape(-1, 28, 28, 1) > 0.5).astype("float32")
     plain, _ = plain_keras.build(arch)
-    ours = build_autoencoder(arch, latent_dim=100 if arch == "ffn" else 196).model
+    ours = getattr(models, arch)(latent_dim=100 if arch == "ffn" else 196)
     start = plain.get_weights()
     ours.set_weights(start)
     plain.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001), loss="mse")
@@ -52,7 +52,7 @@ def test_one_epoch_equals_keras_fit_on_the_same_weights(arch):
 def test_training_reduces_the_loss_and_reports_each_epoch():
     x = RNG.normal(size=(120, 784)).astype("float32")
     seen = []
-    model = build_autoencoder("ffn", latent_dim=16).model
+    model = models.ffn(latent_dim=16)
     history = train_autoencoder(
         model,
         x[:90],
@@ -69,7 +69,7 @@ def test_training_reduces_the_loss_and_reports_each_epoch():
 
 def test_a_diverging_loss_stops_training_at_that_epoch():
     x = RNG.normal(size=(60, 784)).astype("float32")
-    model = build_autoencoder("ffn", latent_dim=8).model
+    model = models.ffn(latent_dim=8)
     with pytest.raises(TrainingDiverged) as info:
         train_autoencoder(model, x, None, learning_rate=1e12, epochs=50, batch_size=30)
     assert 1 <= info.value.epoch < 50
@@ -77,6 +77,6 @@ def test_a_diverging_loss_stops_training_at_that_epoch():
 
 def test_a_loss_that_explodes_without_reaching_inf_also_counts_as_diverged():
     x = RNG.normal(size=(300, 784)).astype("float32")
-    model = build_autoencoder("ffn", latent_dim=100).model
+    model = models.ffn(latent_dim=100)
     with pytest.raises(TrainingDiverged, match="all-zeros output"):
         train_autoencoder(model, x, None, learning_rate=10.0, epochs=30, batch_size=100)

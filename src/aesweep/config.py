@@ -8,6 +8,8 @@ unknown key or a wrong type fails when Hydra composes the config. Range checks l
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -16,17 +18,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from aesweep import data
+from aesweep import data, targets
 from aesweep.errors import InputError
-
-
-class ArchName(StrEnum):
-    ffn = "ffn"
-    ffn_linear = "ffn_linear"
-    cnn = "cnn"
-    dec = "dec"
-    pixels = "pixels"
-    pca = "pca"
 
 
 class Hidden(StrEnum):
@@ -57,13 +50,20 @@ def _check_positive(key: str, value: float | int) -> None:
         raise InputError(f"{key}={value!r} must be > 0")
 
 
-#: archs that train nothing: no learning rate, and pixels' features are the 784 pixels
-UNTRAINED_ARCHS = (ArchName.pixels, ArchName.pca)
-
-
 @dataclass
 class ArchConfig:
-    name: ArchName = MISSING
+    """What extracts a run's features: ``model`` is what ``hydra.utils.instantiate`` builds.
+
+    Its ``_target_`` is either a function or ``keras.Model`` class that returns an
+    autoencoder (trained on the digits: see :mod:`aesweep.models` for the contract), or a
+    scikit-learn transformer class (``fit``/``transform``: fitted, not trained, such as
+    PCA). The other keys of ``model`` are its arguments, checked against its signature
+    here, before any work.
+    """
+
+    name: str = MISSING
+    model: dict[str, Any] = field(default_factory=dict)  # _target_ and its arguments
+    input_shape: list[int] = field(default_factory=lambda: [data.N_PIXELS])  # of one digit
     default_lr: float | None = None  # what the top-level ``lr`` takes unless set
     default_latent_dim: int | None = None  # what the top-level ``latent_dim`` takes unless set
     default_epochs: int = 500  # what ``train.epochs`` takes unless set (the seed's)
@@ -74,6 +74,25 @@ class ArchConfig:
         for key in ("default_lr", "default_latent_dim", "default_epochs", "default_batch_size"):
             if getattr(self, key) is not None:
                 _check_positive(f"arch.{key}", getattr(self, key))
+        if self.name == MISSING:
+            return  # the schema's own default, before an option of conf/arch fills it in
+        if math.prod(self.input_shape) != data.N_PIXELS:
+            raise InputError(
+                f"arch.input_shape={list(self.input_shape)} must hold the {data.N_PIXELS} "
+                "pixels of a digit"
+            )
+        self.model = {k: _plain(v) for k, v in self.model.items()}
+        self.builder = targets.check_call("arch.model", self.model)
+        if not self.trains and list(self.input_shape) != [data.N_PIXELS]:
+            raise InputError(
+                f"arch.input_shape={list(self.input_shape)}: a transformer "
+                f"({self.model['_target_']}) takes flat digits, [{data.N_PIXELS}]"
+            )
+
+    @property
+    def trains(self) -> bool:
+        """False for a transformer (``fit`` and ``transform``): it learns no weights."""
+        return not (hasattr(self.builder, "fit") and hasattr(self.builder, "transform"))
 
 
 @dataclass
@@ -381,22 +400,15 @@ class ExperimentConfig:
         arch = self.arch.name
         if self.lr is not None:
             _check_positive("lr", self.lr)
-            if arch in UNTRAINED_ARCHS:
+            if not self.arch.trains:
                 raise InputError(f"lr={self.lr!r} does nothing for arch={arch}: it trains nothing")
-        elif arch not in UNTRAINED_ARCHS:
+        elif self.arch.trains:
             raise InputError(f"lr=None: arch={arch} needs a learning rate")
         if self.latent_dim is not None:
             _check_positive("latent_dim", self.latent_dim)
-            if arch == ArchName.pixels:
-                raise InputError(
-                    f"latent_dim={self.latent_dim!r} does nothing for arch=pixels: "
-                    "its features are the 784 pixels"
-                )
-        elif arch != ArchName.pixels:
-            raise InputError(f"latent_dim=None: arch={arch} needs a latent size")
         self.cluster.check_n_samples(self.data.n_samples)  # before any run, not after training
         if self.finetune.enabled:
-            if arch in UNTRAINED_ARCHS:
+            if not self.arch.trains:
                 raise InputError(
                     f"finetune={self.finetune.name} fine-tunes an encoder: arch={arch} has none"
                 )
@@ -406,6 +418,30 @@ class ExperimentConfig:
                     f"finetune={self.finetune.name} starts its centres from KMeans on the "
                     f"latents: cluster={self.cluster.name} is not cluster=kmeans"
                 )
+
+
+def _plain(value: Any) -> Any:
+    """An enum (``activation.hidden``, interpolated into an arch's arguments) as its value."""
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_latent_dim(cfg: DictConfig, exp: ExperimentConfig) -> None:
+    """``latent_dim`` is set exactly when the arch's model reads it (``${latent_dim}``)."""
+    arguments = OmegaConf.to_container(cfg.arch.model, resolve=False)
+    reads = "${latent_dim}" in json.dumps(arguments)
+    if exp.latent_dim is not None and not reads:
+        raise InputError(
+            f"latent_dim={exp.latent_dim!r} does nothing for arch={exp.arch.name}: "
+            "its model does not read it"
+        )
+    if exp.latent_dim is None and reads:
+        raise InputError(f"latent_dim=None: arch={exp.arch.name} needs a latent size")
 
 
 def register_configs() -> None:
@@ -438,11 +474,14 @@ def to_experiment_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
     # Hydra's own keys are not part of the experiment.
     user_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     try:
-        return OmegaConf.to_object(OmegaConf.merge(schema, user_cfg))
+        merged = OmegaConf.merge(schema, user_cfg)
+        exp = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         # OmegaConf's message spans lines; its first line and the key are what a user needs.
         key = getattr(err, "full_key", "") or "config"
         raise InputError(f"{key}: {str(err).splitlines()[0]}") from err
+    _check_latent_dim(merged, exp)
+    return exp
 
 
 def check_job(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:

@@ -283,10 +283,15 @@ def scale(images: np.ndarray, scaling: str) -> np.ndarray:
 
 
 def prepare(
-    images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *, scaling: str, flat: bool
+    images: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    *,
+    scaling: str,
+    shape: tuple[int, ...] = (N_PIXELS,),
 ) -> Digits:
-    """Select, scale and shape one split: ``(n, 784)`` when ``flat``, else ``(n, 28, 28, 1)``."""
+    """Select, scale and shape one split: each digit of ``shape`` (784 pixels, or an
+    image such as ``(28, 28, 1)``)."""
     chosen = images[indices]
-    x = scale(chosen, scaling)
-    x = x.reshape(len(x), N_PIXELS) if flat else x[..., np.newaxis]
+    x = scale(chosen, scaling).reshape(len(chosen), *shape)
     return Digits(x=x, labels=labels[indices], pixels=chosen / np.float32(255))

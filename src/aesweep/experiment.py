@@ -15,11 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from aesweep import clustering, data, fingerprint
-from aesweep.config import (
-    UNTRAINED_ARCHS,
-    ExperimentConfig,
-    to_experiment_config,
-)
+from aesweep.config import ExperimentConfig, to_experiment_config
 from aesweep.errors import TrainingDiverged
 from aesweep.features import Features, compute_features, load_digits
 from aesweep.names import (
@@ -43,14 +39,13 @@ log = logging.getLogger(__name__)
 
 
 def run_name(cfg: ExperimentConfig) -> str:
-    """A readable run name such as ``cnn-relu-lr0.005-z196``."""
-    arch = cfg.arch.name.value
-    if arch == "pixels":
-        return "pixels"
-    if arch == "pca":
-        return f"pca-z{cfg.latent_dim}"
-    name = f"{arch}-{cfg.activation.hidden.value}-lr{cfg.lr:g}-z{cfg.latent_dim}"
-    if cfg.activation.output.value != "linear":
+    """A readable run name such as ``cnn-relu-lr0.005-z196``, ``pca-z100`` or ``pixels``."""
+    name = cfg.arch.name
+    if cfg.arch.trains:
+        name += f"-{cfg.activation.hidden.value}-lr{cfg.lr:g}"
+    if cfg.latent_dim is not None:
+        name += f"-z{cfg.latent_dim}"
+    if cfg.arch.trains and cfg.activation.output.value != "linear":
         name += f"-out_{cfg.activation.output.value}"
     if cfg.finetune.enabled:
         name += f"-{cfg.finetune.name.value}"
@@ -98,7 +93,7 @@ def run_experiment(
     name = run_name(exp)
     params = run_params(cfg)
     tags = {
-        "arch": exp.arch.name.value,
+        "arch": exp.arch.name,
         OVERRIDES_TAG: shlex.join(overrides) if overrides else "(none)",
         SELECTION_TAG: json.dumps(data_selection(exp), sort_keys=True),
         **code_tags(),
@@ -122,8 +117,9 @@ def run_experiment(
             OBJECTIVE,
         )
     digest = fingerprint.data_digest(train.x, train.labels, test.x, test.labels)
-    config_print = fingerprint.config_fingerprint(params, data=digest)
-    training_print = fingerprint.training_fingerprint(params, data=digest)
+    arch_code = fingerprint.source_files(exp.arch.builder)
+    config_print = fingerprint.config_fingerprint(params, data=digest, also=arch_code)
+    training_print = fingerprint.training_fingerprint(params, data=digest, also=arch_code)
     tags |= {FINGERPRINT_TAG: config_print.hash, OBJECTIVE_TAG: objective}
     if exp.resume:
         tracker.end_stale_runs(FINGERPRINT_TAG, config_print.hash)
@@ -138,7 +134,7 @@ def run_experiment(
             return JobValue(done.data.metrics.get(objective, math.nan), metric=objective)
     training_hash = training_print.hash
     trained = None
-    if exp.reuse_model and exp.arch.name not in UNTRAINED_ARCHS:
+    if exp.reuse_model and exp.arch.trains:
         trained = tracker.find_finished(TRAINING_TAG, training_hash)
     with tracker.run(run_name=name, tags=tags, parent_run_id=parent_run_id):
         tracker.log_params(params)

@@ -1,5 +1,9 @@
-"""A run's features: its digits, then the pixels, PCA's components or an autoencoder's
-latents of them, and what made them (a trained or reused autoencoder, its loss curves).
+"""A run's features: its digits, then what the arch's ``model`` makes of them (an
+autoencoder's latents, or a transformer's output: PCA's components, the pixels), and what
+made them (a trained or reused autoencoder, its loss curves).
+
+Every arch is built the one way Hydra builds a config's object, ``hydra.utils.instantiate``
+of ``arch.model``, so a user's network is a YAML file naming a function (``_target_``).
 """
 
 from __future__ import annotations
@@ -9,10 +13,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.decomposition import PCA
+from hydra.utils import instantiate
 
 from aesweep import data
-from aesweep.config import ArchName, ExperimentConfig
+from aesweep.config import ArchConfig, ExperimentConfig
+from aesweep.errors import InputError
 
 if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
     import keras
@@ -43,11 +48,11 @@ def load_digits(cfg: ExperimentConfig) -> tuple[data.Digits, data.Digits]:
     train_idx, test_idx = data.split(
         labels, n_samples=cfg.data.n_samples, n_test=cfg.data.n_test, random_state=cfg.seed
     )
-    flat = cfg.arch.name != ArchName.cnn
+    shape = tuple(cfg.arch.input_shape)
     scaling = cfg.data.scaling.value
     return (
-        data.prepare(images, labels, train_idx, scaling=scaling, flat=flat),
-        data.prepare(images, labels, test_idx, scaling=scaling, flat=flat),
+        data.prepare(images, labels, train_idx, scaling=scaling, shape=shape),
+        data.prepare(images, labels, test_idx, scaling=scaling, shape=shape),
     )
 
 
@@ -59,20 +64,13 @@ def compute_features(
     *,
     trained: mlflow.entities.Run | None = None,
 ) -> Features:
-    """Train the arch's autoencoder and encode, or compute a baseline's features.
+    """Train the arch's autoencoder and encode, or fit its transformer and transform.
 
     ``trained``: a finished run whose autoencoder has the same training settings; it is
     loaded and its loss curves copied instead of training again.
     """
-    arch = cfg.arch.name
-    if arch == ArchName.pixels:
-        return Features(train=_flat(train.x), test=_flat(test.x))
-    if arch == ArchName.pca:
-        pca = PCA(n_components=cfg.latent_dim, random_state=cfg.seed).fit(train.x)
-        train_z = pca.transform(train.x)
-        decoded = pca.inverse_transform(train_z[:10])
-        test_z = pca.transform(test.x) if len(test.x) else np.empty((0, train_z.shape[1]))
-        return Features(train=train_z, test=test_z, decoded=decoded)
+    if not cfg.arch.trains:
+        return _transform(instantiate(cfg.arch.model), train, test)
 
     from aesweep.training import History, encode, set_threads
 
@@ -100,18 +98,12 @@ def _train(
 ) -> tuple[keras.Model, History]:
     import keras
 
-    from aesweep.models import build_autoencoder
     from aesweep.training import train_autoencoder
 
     keras.utils.set_random_seed(cfg.seed)
-    ae = build_autoencoder(
-        cfg.arch.name.value,
-        latent_dim=cfg.latent_dim,
-        hidden=cfg.activation.hidden.value,
-        output=cfg.activation.output.value,
-    )
+    model = build_autoencoder(cfg.arch, needs_decoder=cfg.finetune.name == "idec")
     history = train_autoencoder(
-        ae.model,
+        model,
         train.x,
         test.x if cfg.train.validation else None,
         learning_rate=cfg.lr,
@@ -121,9 +113,57 @@ def _train(
         progress_every=cfg.train.progress_every,
         on_epoch_end=tracker.log_epoch,
     )
-    return ae.model, history
+    return model, history
 
 
-def _flat(x: np.ndarray) -> np.ndarray:
-    """``x`` as (n_samples, n_features), also when n_samples is 0."""
-    return x.reshape(len(x), int(np.prod(x.shape[1:])))
+def build_autoencoder(arch: ArchConfig, *, needs_decoder: bool = False) -> keras.Model:
+    """``instantiate(arch.model)``, checked to be an autoencoder of ``arch.input_shape``
+    digits with an ``encoder`` layer (and a ``decoder`` one, for IDEC).
+
+    Raises
+    ------
+    InputError
+        One line naming ``arch.model._target_``: what it built breaks the contract.
+    """
+    import keras
+
+    model = instantiate(arch.model)
+    target = f"arch.model._target_={arch.model['_target_']!r}"
+    if not isinstance(model, keras.Model):
+        raise InputError(f"{target} built a {type(model).__name__}, not a keras.Model")
+    shape = tuple(arch.input_shape)
+    try:  # two blank digits: also builds a subclassed model's weights
+        output_shape = tuple(model(np.zeros((2, *shape), np.float32), training=False).shape[1:])
+    except Exception as err:  # noqa: BLE001 - whatever the user's network raises
+        raise InputError(
+            f"{target} cannot take digits of arch.input_shape={list(shape)}: "
+            f"{str(err).strip().splitlines()[0]}"
+        ) from err
+    if output_shape != shape:
+        raise InputError(
+            f"{target} maps a digit of arch.input_shape={list(shape)} to {list(output_shape)}: "
+            "an autoencoder gives back the digit's shape"
+        )
+    names = [layer.name for layer in model.layers]
+    for layer in ("encoder", *(["decoder"] if needs_decoder else [])):
+        if layer not in names:
+            raise InputError(
+                f"{target} has no layer named {layer!r} (its layers: {', '.join(names)}); "
+                "the latent features are what the encoder makes of a digit"
+            )
+    return model
+
+
+def _transform(transformer, train: data.Digits, test: data.Digits) -> Features:
+    """Fit a scikit-learn transformer on the training digits and transform both splits;
+    ``decoded`` by its ``inverse_transform`` where it reduces the digits (PCA)."""
+    train_z = np.asarray(transformer.fit_transform(train.x))
+    test_z = (
+        np.asarray(transformer.transform(test.x))
+        if len(test.x)
+        else np.empty((0, train_z.shape[1]), dtype=train_z.dtype)
+    )
+    decoded = None
+    if train_z.shape[1] < train.x.shape[1] and hasattr(transformer, "inverse_transform"):
+        decoded = transformer.inverse_transform(train_z[:10])
+    return Features(train=train_z, test=test_z, decoded=decoded)

@@ -18,6 +18,7 @@ Imports nothing of the package but its names; cheap enough for every job.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -107,10 +108,25 @@ class Fingerprint:
     inputs: dict[str, Any]
 
 
-def _fingerprint(params: dict[str, Any], files, packages, data: str, code_dir) -> Fingerprint:
+def source_files(*objects: object) -> dict[str, Path]:
+    """The source file of each object (an arch's ``_target_``: a user's network is code that
+    shapes the result as much as ``models.py``), by the object's dotted name."""
+    found = {}
+    for obj in objects:
+        path = inspect.getsourcefile(obj) if callable(obj) else None
+        if path is not None:
+            found[f"{obj.__module__}.{obj.__qualname__}"] = Path(path)
+    return found
+
+
+def _fingerprint(
+    params: dict[str, Any], files, packages, data: str, code_dir, also: Mapping[str, Path]
+) -> Fingerprint:
+    code = code_digests(files, code_dir)
+    code |= {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in also.items()}
     inputs = {
         "params": {k: str(v) for k, v in sorted(params.items())},
-        "code": code_digests(files, code_dir),
+        "code": code,
         "versions": versions(packages),
         "data": data,
     }
@@ -119,20 +135,28 @@ def _fingerprint(params: dict[str, Any], files, packages, data: str, code_dir) -
 
 
 def config_fingerprint(
-    params: Mapping[str, Any], *, data: str, code_dir: Path | None = None
+    params: Mapping[str, Any],
+    *,
+    data: str,
+    code_dir: Path | None = None,
+    also: Mapping[str, Path] = {},  # noqa: B006 - read, never changed
 ) -> Fingerprint:
     """What ``resume=true`` matches a FINISHED run by: everything that shapes its result.
 
     ``params`` is the resolved config, flattened; ``data`` is :func:`data_digest` of the
-    run's digits.
+    run's digits; ``also``: more code files (:func:`source_files`).
     """
     kept = {k: v for k, v in params.items() if shapes_result(k)}
-    return _fingerprint(kept, RESULT_CODE, RESULT_PACKAGES, data, code_dir)
+    return _fingerprint(kept, RESULT_CODE, RESULT_PACKAGES, data, code_dir, also)
 
 
 def training_fingerprint(
-    params: Mapping[str, Any], *, data: str, code_dir: Path | None = None
+    params: Mapping[str, Any],
+    *,
+    data: str,
+    code_dir: Path | None = None,
+    also: Mapping[str, Path] = {},  # noqa: B006 - read, never changed
 ) -> Fingerprint:
     """What ``reuse_model=true`` matches a logged autoencoder by: what shapes its training."""
     kept = {k: v for k, v in params.items() if shapes_training(k)}
-    return _fingerprint(kept, TRAINING_CODE, TRAINING_PACKAGES, data, code_dir)
+    return _fingerprint(kept, TRAINING_CODE, TRAINING_PACKAGES, data, code_dir, also)

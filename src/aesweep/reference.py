@@ -43,8 +43,8 @@ def pixel_reference(selection: dict[str, Any], *, n_clusters: int) -> dict[str, 
         n_test=selection["data.n_test"],
         random_state=seed,
     )
-    train = data.prepare(images, labels, train_idx, scaling="unit", flat=True)
-    test = data.prepare(images, labels, test_idx, scaling="unit", flat=True)
+    train = data.prepare(images, labels, train_idx, scaling="unit")
+    test = data.prepare(images, labels, test_idx, scaling="unit")
     config = ClusterConfig.seed_kmeans()
     config.n_clusters = n_clusters
     kmeans = clustering.make_clusterer(config, random_state=seed)

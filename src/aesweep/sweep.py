@@ -103,8 +103,11 @@ def validate_jobs(config: DictConfig) -> None:
             "install the hydra-core version in uv.lock"
         ) from err
 
+    # Where the jobs' config groups are found (a user's conf/arch/my_net.yaml elsewhere, say)
+    searchpath = [o for o in config.hydra.overrides.hydra if o.startswith("hydra.searchpath")]
+
     def check(overrides: list[str]) -> None:
-        check_job(compose(config.hydra.job.config_name, overrides=overrides))
+        check_job(compose(config.hydra.job.config_name, overrides=[*overrides, *searchpath]))
 
     sweeper = str(config.hydra.sweeper.get("_target_", ""))
     if sweeper.endswith(SEARCH_SWEEPER):
