@@ -38,14 +38,14 @@ import plain_keras  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
 from aesweep import models  # noqa: E402
-from aesweep.tracking import Tracker  # noqa: E402
+from aesweep.tracking import RunLog, Tracker  # noqa: E402
 from aesweep.training import train_autoencoder  # noqa: E402
 
 SEED_LR = {"ffn": 0.01, "cnn": 0.005, "dec": 0.001}
 LATENT_DIM = {"ffn": 100, "cnn": 196, "dec": 10}
 
 
-def aesweep_epochs(arch: str, epochs: int, x, x_val, tracker: Tracker | None) -> list[float]:
+def aesweep_epochs(arch: str, epochs: int, x, x_val, run: RunLog | None) -> list[float]:
     keras.utils.set_random_seed(0)
     model = getattr(models, arch)(latent_dim=LATENT_DIM[arch])
     history = train_autoencoder(
@@ -56,7 +56,7 @@ def aesweep_epochs(arch: str, epochs: int, x, x_val, tracker: Tracker | None) ->
         epochs=epochs,
         batch_size=plain_keras.BATCH_SIZE[arch],
         progress_every=10**9,
-        on_epoch_end=tracker.log_epoch if tracker else None,
+        on_epoch_end=run.log_epoch if run else None,
     )
     return history.epoch_seconds
 
@@ -72,14 +72,12 @@ def epoch_times(args, store: str) -> list[dict]:
                 args.warmup :
             ]
             tracker = Tracker.connect(enabled=True, uri=store, experiment="bench", root=ROOT)
-            with tracker.run(run_name=f"bench-{arch}", tags={}):
-                times["on"] += aesweep_epochs(arch, args.epochs, x, x_val, tracker)[args.warmup :]
+            with tracker.run(run_name=f"bench-{arch}", tags={}) as run:
+                times["on"] += aesweep_epochs(arch, args.epochs, x, x_val, run)[args.warmup :]
             times["off"] += aesweep_epochs(arch, args.epochs, x, x_val, None)[args.warmup :]
             # The plain script computes no held-out loss: the same work, MLflow still on.
-            with tracker.run(run_name=f"bench-{arch}-no-val", tags={}):
-                times["same_work"] += aesweep_epochs(arch, args.epochs, x, None, tracker)[
-                    args.warmup :
-                ]
+            with tracker.run(run_name=f"bench-{arch}-no-val", tags={}) as run:
+                times["same_work"] += aesweep_epochs(arch, args.epochs, x, None, run)[args.warmup :]
         med = {k: statistics.median(v) for k, v in times.items()}
         rows.append(
             {

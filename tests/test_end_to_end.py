@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import urllib.request
@@ -10,7 +9,7 @@ import urllib.request
 import mlflow
 import numpy as np
 import pytest
-from conftest import FIGURES, TINY, run_cli, serve_mlflow, store_runs
+from conftest import FIGURES, TINY, run_cli, serve_mlflow, store_runs, summary_rows
 
 import report
 from aesweep.console import gpu_present
@@ -122,8 +121,7 @@ def test_summary_table_matches_the_children_metrics(design_sweep):
     cwd, result = design_sweep
     client, runs = store_runs(cwd)
     by_name = {r.info.run_name: r for r in runs}
-    [summary_csv] = cwd.glob("multirun/*/*/summary.csv")
-    rows = list(csv.DictReader(summary_csv.open()))
+    rows = summary_rows(cwd)
     assert len(rows) == 5 and rows[-1]["arch"] == "pixels (reference)"
     assert list(rows[0])[:3] == ["arch", "lr", "status"]  # only the swept keys, then values
     accs = [float(row["test/acc"]) for row in rows[:-1]]

@@ -31,15 +31,6 @@ from aesweep.sweep import MlflowSweepCallback
 from aesweep.tracking import Tracker
 
 
-@pytest.fixture(autouse=True)
-def _no_leaked_tracking_uri(monkeypatch):
-    # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; aesweep honours
-    # that variable, so one test's store would become the next test's default.
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    yield
-    mlflow.set_tracking_uri(None)
-
-
 def _run(workdir, *overrides: str) -> float:
     cfg = compose_config([*TINY, f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}", *overrides])
     return run_experiment(cfg, root=workdir, overrides=list(overrides))
@@ -47,6 +38,8 @@ def _run(workdir, *overrides: str) -> float:
 
 def test_a_run_records_the_values_in_force_its_curves_scores_and_figures(workdir):
     objective = _run(workdir, "arch=ffn", "tracking.log_model=false")
+    # Every record named its run: no process-wide MLflow state is left for the next test.
+    assert mlflow.active_run() is None and "MLFLOW_TRACKING_URI" not in os.environ
     client, [run] = store_runs(workdir)
     assert run.info.status == "FINISHED" and run.info.run_name == "ffn-relu-lr0.01-z100"
     params = run.data.params
@@ -177,7 +170,6 @@ def seed_sweep(tmp_path_factory, empty_store):
                         parent_run_id=callback.parent.run_id,
                     )
             callback.on_multirun_end(config)
-    mlflow.set_tracking_uri(None)
     return tmp_path, MlflowClient(store), callback.parent.run_id
 
 
@@ -232,7 +224,6 @@ def _log_digits_job(
     wait until every job is ready and log the same digits as the others. Exit 0, or 1
     with the traceback."""
     try:
-        mlflow.set_tracking_uri(uri)
         with Tracker(tracking_uri=uri, experiment_id="0").run(
             run_name=f"job-{number}", tags={}
         ) as tracker:

@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import keras
-import mlflow
 import numpy as np
 import pytest
 from conftest import FIGURES, ROOT, TINY, assert_close_to_scale, cli_env, compose_config
@@ -165,7 +164,6 @@ def test_a_tiny_idec_run_records_both_scores_its_updates_and_a_model_that_loads_
     # DEC on the same autoencoder: reused, not trained again.
     dec_cfg = compose_config([*overrides, "finetune=dec", "tracking.log_model=false"])
     run_experiment(dec_cfg, root=workdir)
-    mlflow.set_tracking_uri(None)
 
     client = MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id])

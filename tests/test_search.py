@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from conftest import CONF_DIR, TINY, compose_config, run_cli
+from conftest import CONF_DIR, TINY, compose_config, run_cli, store_runs
+from conftest import summary_rows as summary_file_rows
 from hydra import compose, initialize_config_dir
 from matplotlib.figure import Figure
-from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
@@ -301,9 +301,7 @@ TINY_SEARCH = [
 
 
 def _runs(cwd: Path):
-    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("aesweep")
-    runs = [] if experiment is None else client.search_runs([experiment.experiment_id])
+    client, runs = store_runs(cwd)
     parents = sorted(
         (r for r in runs if r.data.tags.get("aesweep.role") == "sweep"),
         key=lambda r: r.info.start_time,
@@ -380,7 +378,7 @@ def test_search_summary_ranks_the_trials_best_first(tiny_search):
     cwd, _ = tiny_search
     _, (_, second), children = _runs(cwd)
     sweep_dir = Path(second.data.tags["aesweep.sweep_dir"])
-    rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
+    rows = summary_file_rows(sweep_dir)
     assert list(rows[0])[:3] == ["trial", "arch", "latent_dim"]
     jobs, reference = rows[:-1], rows[-1]
     assert reference["arch"] == "pixels (reference)"

@@ -10,7 +10,7 @@ from mlflow.exceptions import MlflowException
 
 from aesweep import server
 from aesweep.errors import InputError, TrackingUnavailable
-from aesweep.tracking import Tracker
+from aesweep.tracking import MetricBuffer, Tracker
 
 
 def test_a_password_in_the_tracking_uri_is_refused_without_being_repeated(tmp_path):
@@ -37,14 +37,14 @@ def test_the_retry_budget_is_about_a_minute(monkeypatch):
 
 
 def test_a_failed_flush_keeps_its_metrics(monkeypatch):
-    tracker = Tracker(tracking_uri=f"http://127.0.0.1:{free_port()}", experiment_id="0")
-    tracker.run_id = "0" * 32
-    tracker._pending = [Metric("train/loss", 0.5, 0, 1), Metric("val/loss", 0.6, 0, 1)]
+    uri = f"http://127.0.0.1:{free_port()}"
+    buffer = MetricBuffer(MlflowClient(uri), "0" * 32, uri)
+    buffer.pending = [Metric("train/loss", 0.5, 0, 1), Metric("val/loss", 0.6, 0, 1)]
     with server.no_retries(), pytest.raises(MlflowException) as caught:
-        tracker.flush()
+        buffer.flush()
     assert server.unreachable(caught.value)
     assert server.reason(caught.value) == "Connection refused"
-    assert len(tracker._pending) == 2
+    assert len(buffer.pending) == 2
 
 
 def test_send_unsent_sends_the_metrics_and_ends_the_run_as_the_job_did(workdir):

@@ -9,7 +9,6 @@ share one stop of a plain server of their own, with two jobs on it.
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import pwd
 import shutil
@@ -33,6 +32,7 @@ from conftest import (
     run_cli,
     run_script,
     serve_mlflow,
+    summary_rows,
     wait_for,
 )
 from mlflow import MlflowClient
@@ -362,14 +362,17 @@ def test_a_permission_taken_away_mid_run_is_one_line_and_keeps_the_metrics(
         tracker = Tracker.connect(
             enabled=True, uri=team_server.url, experiment="revoked", root=tmp_path
         )
-        with pytest.raises(TrackingRefused) as refused, tracker.run(run_name="job", tags={}):
-            tracker.log_epoch(1, {"loss": 0.5, "val_loss": 0.6})  # pending: the next batch
+        with (
+            pytest.raises(TrackingRefused) as refused,
+            tracker.run(run_name="job", tags={}) as run,
+        ):
+            run.log_epoch(1, {"loss": 0.5, "val_loss": 0.6})  # pending: the next batch
             with logged_in("admin"):
                 # back to the server's default_permission, READ
                 admin_client(team_server.url).revoke_user_permission(
                     "alice", "experiment", experiment_id
                 )
-            tracker.log_params({"lr": 0.01})
+            run.log_params({"lr": 0.01})
     line = str(refused.value)
     print(line)
     assert "\n" not in line
@@ -386,11 +389,6 @@ def test_a_permission_taken_away_mid_run_is_one_line_and_keeps_the_metrics(
         assert server.send_unsent(unsent)[0] == tracker.run_id
         run = MlflowClient(team_server.url).get_run(tracker.run_id)
     assert run.info.status == "FAILED" and run.data.metrics["val/loss"] == 0.6
-
-
-def summary_rows(work: Path) -> list[dict[str, str]]:
-    [path] = work.glob("multirun/*/*/summary.csv")
-    return list(csv.DictReader(path.open()))
 
 
 @pytest.mark.xdist_group("team_server")
@@ -480,6 +478,9 @@ class RestartableServer:
             self._running = None
 
 
+OUTAGE_SECONDS = 10  # two of a job's metric batches (FLUSH_SECONDS) go to no server
+
+
 @dataclass
 class Outage:
     server: RestartableServer
@@ -502,14 +503,15 @@ def single_run(experiment: str, epochs: int, url: str) -> list[str]:
 def outage(tmp_path_factory, empty_store) -> Iterator[Outage]:
     """One server, two jobs on it, and the server stopped once both are training.
 
-    ``away`` (800 epochs, aesweep's retry budget) trains on through the outage and finishes
-    once the server is back, at least 20 s later; ``gone`` (200 epochs, a retry budget of
-    2 s standing for aesweep's minute) gives up while the server is still away.
+    ``away`` (400 epochs, aesweep's retry budget) trains on through the outage and finishes
+    once the server is back, at least 10 s later (two of its 5-s metric batches fail);
+    ``gone`` (200 epochs, a retry budget of 2 s standing for aesweep's minute) gives up
+    while the server is still away.
     """
     folder = tmp_path_factory.mktemp("outage")
     shutil.copyfile(empty_store, folder / "server.db")
     server = RestartableServer(folder, folder / "server.db")
-    epochs = {"away": 800, "gone": 200}  # away: 20 s of training here, the outage inside it
+    epochs = {"away": 400, "gone": 200}  # away: 10 s of training here, the outage inside it
     budget = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
     dirs = {name: tmp_path_factory.mktemp(name) for name in epochs}
     jobs = {}
@@ -523,7 +525,7 @@ def outage(tmp_path_factory, empty_store) -> Iterator[Outage]:
         server.stop()
         stopped = time.monotonic()
         gone = jobs["gone"].finish()
-        time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
+        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
         server.start()
         away = jobs["away"].finish()
         yield Outage(
@@ -544,7 +546,7 @@ def _epochs_recorded(client: MlflowClient, run_id: str, key: str) -> list[int]:
 
 
 @pytest.mark.xdist_group("outage")
-def test_a_server_away_for_20_seconds_mid_job_loses_no_epoch(outage):
+def test_a_server_away_for_10_seconds_mid_job_loses_no_epoch(outage):
     returncode, output = outage.away
     assert returncode == 0, output[-3000:]
     assert "keeping the epochs' metrics to send later" in output  # training went on

@@ -166,6 +166,11 @@ def cluster_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> dict[str
     }
 
 
+def scores_line(scores: dict[str, float]) -> str:
+    """``cluster/acc 0.812  cluster/nmi 0.734 ...``, as the log shows a run's scores."""
+    return "  ".join(f"{k} {v:.3f}" for k, v in scores.items())
+
+
 def split_scores(
     labels_true: np.ndarray, labels_pred: np.ndarray, *, split: str = "cluster"
 ) -> dict[str, float]:

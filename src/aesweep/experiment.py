@@ -1,6 +1,7 @@
 """Run one experiment from a composed config: the only module that reads the config.
 
-load digits -> train (or compute a baseline's features) -> KMeans -> scores -> records.
+digits -> fingerprints (resume?) -> features (train, reuse or fit) -> clusters and scores
+-> fine-tuning (DEC/IDEC, if asked) -> records: one step per module, wired here.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from aesweep.names import (
 )
 from aesweep.pictures import RunPictures
 from aesweep.reference import data_selection
-from aesweep.summary import OBJECTIVE, JobValue
-from aesweep.tracking import NullTracker, Tracker, code_tags, flatten, ui_link
+from aesweep.summary import OBJECTIVE, JobValue, objective_for
+from aesweep.tracking import NullRunLog, RunLog, Tracker, code_tags, flatten, ui_link
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,6 @@ def run_name(cfg: ExperimentConfig) -> str:
     if cfg.finetune.enabled:
         name += f"-{cfg.finetune.name.value}"
     return name
-
-
-def _log_digits(
-    cfg: ExperimentConfig, tracker: Tracker | NullTracker, train: data.Digits, test: data.Digits
-) -> None:
-    """The run's training and held-out digits as MLflow datasets (the UI's Dataset column)."""
-    source = data.source_uri(cfg.data.source.value, cfg.data.path)
-    for split, context, digits in [("train", "training", train), ("test", "held-out", test)]:
-        if len(digits.labels):
-            name = f"{cfg.data.source.value}-{split}-{len(digits.labels)}"
-            tracker.log_digits(digits.x, digits.labels, name=name, source=source, context=context)
 
 
 def run_params(cfg: DictConfig) -> dict[str, object]:
@@ -83,15 +73,11 @@ def run_experiment(
     fails before its run could start (bad data) still leaves a FAILED run with the reason.
     """
     exp = to_experiment_config(cfg)
+    t = exp.tracking
     tracker = Tracker.connect(
-        enabled=exp.tracking.enabled,
-        uri=exp.tracking.uri,
-        experiment=exp.tracking.experiment,
-        root=root,
-        output_dir=output_dir,
+        enabled=t.enabled, uri=t.uri, experiment=t.experiment, root=root, output_dir=output_dir
     )
-    name = run_name(exp)
-    params = run_params(cfg)
+    name, params = run_name(exp), run_params(cfg)
     tags = {
         "arch": exp.arch.name,
         OVERRIDES_TAG: shlex.join(overrides) if overrides else "(none)",
@@ -103,57 +89,39 @@ def run_experiment(
     try:
         train, test = load_digits(exp)  # bad data fails here: a single run leaves no run
     except Exception as err:
-        if parent_run_id is not None and tracker.enabled:  # a sweep's job: a row of its table
+        if parent_run_id is not None:  # a sweep's job: a row of its table
             tracker.record_failure(
                 err, run_name=name, tags=tags, parent_run_id=parent_run_id, params=params
             )
         raise
-    objective = OBJECTIVE if len(test.labels) else "cluster/acc"
+    objective = objective_for(len(test.labels))
     if objective != OBJECTIVE:
-        log.warning(
-            "data.n_test=0: no held-out digits, so the sweep objective is %s on the training "
-            "digits, not %s",
-            objective,
-            OBJECTIVE,
-        )
-    digest = fingerprint.data_digest(train.x, train.labels, test.x, test.labels)
-    arch_code = fingerprint.source_files(exp.arch.builder)
-    config_print = fingerprint.config_fingerprint(params, data=digest, also=arch_code)
-    training_print = fingerprint.training_fingerprint(params, data=digest, also=arch_code)
-    tags |= {FINGERPRINT_TAG: config_print.hash, OBJECTIVE_TAG: objective}
+        log.warning("data.n_test=0: no held-out digits; the objective is %s", objective)
+    digits = (train.x, train.labels, test.x, test.labels)
+    prints = fingerprint.of_run(params, *digits, code=[exp.arch.builder])  # yours is code too
+    tags |= {FINGERPRINT_TAG: prints["config"].hash, OBJECTIVE_TAG: objective}
     if exp.resume:
-        tracker.end_stale_runs(FINGERPRINT_TAG, config_print.hash)
-        done = tracker.find_finished(FINGERPRINT_TAG, config_print.hash)
+        tracker.end_stale_runs(FINGERPRINT_TAG, prints["config"].hash)
+        done = tracker.find_finished(FINGERPRINT_TAG, prints["config"].hash)
         if done is not None:
-            log.info(
-                "%s: identical config already FINISHED in run %s; reusing it",
-                name,
-                done.info.run_id,
-            )
+            log.info("%s: identical config FINISHED in run %s; reusing it", name, done.info.run_id)
             tracker.copy_finished(done, run_name=name, tags=tags, parent_run_id=parent_run_id)
             return JobValue(done.data.metrics.get(objective, math.nan), metric=objective)
-    training_hash = training_print.hash
+    training_hash = prints["training"].hash
     trained = None
     if exp.reuse_model and exp.arch.trains:
         trained = tracker.find_finished(TRAINING_TAG, training_hash)
-    with tracker.run(run_name=name, tags=tags, parent_run_id=parent_run_id):
-        tracker.log_params(params)
-        _log_digits(exp, tracker, train, test)
-        fingerprints = {"config": config_print, "training": training_print}
-        tracker.log_dict(
-            {kind: {"hash": f.hash, **f.inputs} for kind, f in fingerprints.items()},
-            FINGERPRINTS_ARTIFACT,
-        )
-        if output_dir is not None:
-            tracker.log_dir(output_dir / ".hydra", ".hydra")
 
+    with tracker.run(run_name=name, tags=tags, parent_run_id=parent_run_id) as run:
+        _log_inputs(exp, run, params, (train, test), prints, output_dir)
         start = time.perf_counter()
         try:
-            features = compute_features(exp, train, test, tracker, trained=trained)
+            features = compute_features(exp, train, test, run, trained=trained)
         except TrainingDiverged as err:
-            tracker.set_tags({EPOCHS_REACHED_TAG: err.epoch})
+            run.set_tags({EPOCHS_REACHED_TAG: err.epoch})
             raise
         train_seconds = time.perf_counter() - start
+        metrics = {"time/train_s": train_seconds, **features.metrics()}
 
         start = time.perf_counter()
         scores, labels_pred, clusterer = clustering.score_features(
@@ -164,20 +132,15 @@ def run_experiment(
             labels=train.labels,
             test_labels=test.labels,
         )
-        cluster_seconds = time.perf_counter() - start  # UMAP's share is most of it
-        metrics = {"time/train_s": train_seconds, "time/cluster_s": cluster_seconds}
-        if features.history is not None:
-            metrics["train/epochs"] = features.history.epochs
-            if features.trained_here:
-                metrics["time/s_per_epoch"] = features.history.seconds_per_epoch
-        save_autoencoder = features.trained_here and exp.tracking.log_model
-        clustering_model = None
+        metrics["time/cluster_s"] = time.perf_counter() - start  # UMAP's share is most of it
+
+        save_autoencoder = features.trained_here and t.log_model
+        tuned = None
         if exp.finetune.enabled:
-            # Logged before fine-tuning changes its weights, for runs that reuse it.
-            if save_autoencoder:
-                _log_autoencoder(tracker, features, train, training_hash, name="autoencoder")
+            if save_autoencoder:  # before fine-tuning changes its weights, for runs that reuse it
+                _log_autoencoder(run, features, train, training_hash, name="autoencoder")
                 save_autoencoder = False
-            log.info("before fine-tuning: %s", _scores_line(scores))
+            log.info("before fine-tuning: %s", clustering.scores_line(scores))
             metrics |= {f"pretrain/{k}": v for k, v in scores.items()}
             from aesweep.finetune import fine_tune_features  # Keras: only when fine-tuning
 
@@ -188,15 +151,10 @@ def run_experiment(
                 test,
                 exp.finetune,
                 random_state=exp.seed,
-                on_update=lambda u: tracker.log_metrics(u.metrics(), step=u.step),
+                on_update=lambda u: run.log_metrics(u.metrics(), step=u.step),
             )
-            clustering_model = tuned.model
-            metrics |= {
-                "finetune/steps": tuned.steps,
-                "finetune/converged": float(tuned.converged),
-                "time/finetune_s": tuned.seconds,
-            }
-        tracker.log_metrics(scores | metrics)
+            metrics |= tuned.metrics()
+        run.log_metrics(scores | metrics)
         RunPictures.choose(
             name,
             train,
@@ -204,43 +162,55 @@ def run_experiment(
             labels_pred,
             n_clusters=exp.cluster.n_clusters,
             # t-SNE takes seconds: not for a picture nobody would see, or nobody asked for
-            latent_map=tracker.enabled and exp.tracking.latent_map,
+            latent_map=run.enabled and t.latent_map,
             random_state=exp.seed,
             threads=exp.train.threads,
-        ).log(tracker)
+        ).log(run)
         if save_autoencoder:
-            _log_autoencoder(tracker, features, train, training_hash, name="model")
-        if clustering_model is not None and exp.tracking.log_model:
-            uri = tracker.log_keras_model(clustering_model, example=train.x[:5])
-            tracker.set_tags({CLUSTERING_MODEL_URI_TAG: uri})
+            _log_autoencoder(run, features, train, training_hash, name="model")
+        if tuned is not None and t.log_model:
+            uri = run.log_keras_model(tuned.model, example=train.x[:5])
+            run.set_tags({CLUSTERING_MODEL_URI_TAG: uri})
 
     _report(name, scores, train_seconds, tracker)
     return JobValue(scores[objective], metric=objective)
 
 
+def _log_inputs(
+    exp: ExperimentConfig,
+    run: RunLog | NullRunLog,
+    params: dict,
+    splits: tuple[data.Digits, data.Digits],
+    prints: dict[str, fingerprint.Fingerprint],
+    output_dir: Path | None,
+) -> None:
+    """What went in: the params, the digits as MLflow datasets (the UI's Dataset column),
+    what each fingerprint was made of, and Hydra's ``.hydra/`` files."""
+    run.log_params(params)
+    source = data.source_uri(exp.data.source.value, exp.data.path)
+    for split, context, digits in zip(
+        ("train", "test"), ("training", "held-out"), splits, strict=True
+    ):
+        if len(digits.labels):
+            name = f"{exp.data.source.value}-{split}-{len(digits.labels)}"
+            run.log_digits(digits.x, digits.labels, name=name, source=source, context=context)
+    inputs = {kind: {"hash": f.hash, **f.inputs} for kind, f in prints.items()}
+    run.log_dict(inputs, FINGERPRINTS_ARTIFACT)
+    if output_dir is not None:
+        run.log_dir(output_dir / ".hydra", ".hydra")
+
+
 def _log_autoencoder(
-    tracker: Tracker | NullTracker,
-    features: Features,
-    train: data.Digits,
-    training_hash: str,
-    *,
-    name: str,
+    run: RunLog | NullRunLog, features: Features, train: data.Digits, training_hash: str, *, name
 ) -> None:
     """Log the trained autoencoder, tagged so that runs with the same training reuse it."""
-    uri = tracker.log_keras_model(features.autoencoder, example=train.x[:5], name=name)
-    tracker.set_tags({MODEL_URI_TAG: uri, TRAINING_TAG: training_hash})
+    uri = run.log_keras_model(features.autoencoder, example=train.x[:5], name=name)
+    run.set_tags({MODEL_URI_TAG: uri, TRAINING_TAG: training_hash})
 
 
-def _scores_line(scores: dict[str, float]) -> str:
-    return "  ".join(f"{k} {v:.3f}" for k, v in scores.items())
-
-
-def _report(
-    name: str, scores: dict[str, float], seconds: float, tracker: Tracker | NullTracker
-) -> None:
-    log.info("%s  %s  (%.1f s)", name, _scores_line(scores), seconds)
+def _report(name: str, scores: dict[str, float], seconds: float, tracker) -> None:
+    log.info("%s  %s  (%.1f s)", name, clustering.scores_line(scores), seconds)
     if tracker.enabled:
-        log.info(
-            "MLflow run: %s", ui_link(tracker.tracking_uri, tracker.experiment_id, tracker.run_id)
-        )
+        link = ui_link(tracker.tracking_uri, tracker.experiment_id, tracker.run_id)
+        log.info("MLflow run: %s", link)
         log.info("All runs:   %s", ui_link(tracker.tracking_uri, tracker.experiment_id))

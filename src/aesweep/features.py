@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
     import keras
     import mlflow
 
-    from aesweep.tracking import NullTracker, Tracker
+    from aesweep.tracking import NullRunLog, RunLog
     from aesweep.training import History
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,15 @@ class Features:
     autoencoder: keras.Model | None = None
     decoded: np.ndarray | None = None  # reconstructions of the first ten training digits
     trained_here: bool = False  # False for a reused autoencoder: nothing new to log
+
+    def metrics(self) -> dict[str, float]:
+        """``train/epochs``, and ``time/s_per_epoch`` of an autoencoder trained here."""
+        if self.history is None:
+            return {}
+        metrics = {"train/epochs": self.history.epochs}
+        if self.trained_here:
+            metrics["time/s_per_epoch"] = self.history.seconds_per_epoch
+        return metrics
 
 
 def load_digits(cfg: ExperimentConfig) -> tuple[data.Digits, data.Digits]:
@@ -60,7 +69,7 @@ def compute_features(
     cfg: ExperimentConfig,
     train: data.Digits,
     test: data.Digits,
-    tracker: Tracker | NullTracker,
+    run: RunLog | NullRunLog,
     *,
     trained: mlflow.entities.Run | None = None,
 ) -> Features:
@@ -76,12 +85,12 @@ def compute_features(
 
     set_threads(cfg.train.threads)
     if trained is not None:
-        model = tracker.load_keras_model(trained)
-        curves = tracker.copy_curves(trained)
+        model = run.load_keras_model(trained)
+        curves = run.copy_curves(trained)
         history = History(loss=curves["train/loss"], val_loss=curves["val/loss"])
         log.info("Reusing the autoencoder of run %s: no training", trained.info.run_id)
     else:
-        model, history = _train(cfg, train, test, tracker)
+        model, history = _train(cfg, train, test, run)
     encoder = model.get_layer("encoder")
     return Features(
         train=encode(encoder, train.x),
@@ -94,7 +103,7 @@ def compute_features(
 
 
 def _train(
-    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, tracker: Tracker | NullTracker
+    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, run: RunLog | NullRunLog
 ) -> tuple[keras.Model, History]:
     import keras
 
@@ -111,7 +120,7 @@ def _train(
         batch_size=cfg.train.batch_size,
         random_state=cfg.seed,
         progress_every=cfg.train.progress_every,
-        on_epoch_end=tracker.log_epoch,
+        on_epoch_end=run.log_epoch,
     )
     return model, history
 

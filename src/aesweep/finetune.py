@@ -172,6 +172,14 @@ class FineTuned:
     updates: list[Update]
     seconds: float
 
+    def metrics(self) -> dict[str, float]:
+        """``finetune/steps``, ``finetune/converged`` (1 or 0) and ``time/finetune_s``."""
+        return {
+            "finetune/steps": self.steps,
+            "finetune/converged": float(self.converged),
+            "time/finetune_s": self.seconds,
+        }
+
     def latents_and_assignments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """z and q of the digits ``x`` under the fine-tuned model."""
         return latents_and_assignments(self.probe, x)

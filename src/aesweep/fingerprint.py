@@ -150,6 +150,19 @@ def config_fingerprint(
     return _fingerprint(kept, RESULT_CODE, RESULT_PACKAGES, data, code_dir, also)
 
 
+def of_run(
+    params: Mapping[str, Any], *arrays: np.ndarray, code: Sequence[object] = ()
+) -> dict[str, Fingerprint]:
+    """A run's ``"config"`` and ``"training"`` fingerprints, from its params, its digits
+    (``arrays``) and the objects (an arch's ``_target_``) whose source files also count."""
+    digest = data_digest(*arrays)
+    also = source_files(*code)
+    return {
+        "config": config_fingerprint(params, data=digest, also=also),
+        "training": training_fingerprint(params, data=digest, also=also),
+    }
+
+
 def training_fingerprint(
     params: Mapping[str, Any],
     *,

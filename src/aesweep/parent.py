@@ -152,7 +152,7 @@ class SweepParent:
         changed = self.end_orphans(sweep.children, why)
         search = SearchRecord.read(sweep_dir)  # None for a grid
         if search is not None:
-            changed += self._tag_trials(search, sweep.children)
+            changed += tag_trials(self.client, search, sweep.children)
         if changed:  # read the runs again, with their new status and tags
             sweep = dataclasses.replace(sweep, children=child_runs(self.client, sweep.parent))
         sweep.references = self.log_references(sweep.children)
@@ -166,7 +166,7 @@ class SweepParent:
             figures.plt.close(figure)
         failed = sum(job.status != "FINISHED" for job in sweep.jobs)
         if search is not None:
-            self._log_search(search)
+            log_search(self.client, self.run_id, search)
             if failed and search.best() is not None:
                 # A search explores: a diverging draw is a result, not a broken sweep.
                 log.warning(
@@ -184,46 +184,49 @@ class SweepParent:
             log.error("%d of %d jobs failed; see the status column above", failed, len(sweep.jobs))
         return failed
 
-    def _tag_trials(self, search: SearchRecord, children: list[Run]) -> int:
-        """Tag each job of a search with its trial number, matched by its overrides;
-        returns how many were tagged."""
-        unclaimed: dict[str, list[int]] = {}
-        for trial in search.trials:
-            if trial.overrides is not None:
-                unclaimed.setdefault(shlex.join(trial.overrides), []).append(trial.number)
-        tagged = 0
-        for run in children:  # in start order: duplicate draws take their numbers in turn
-            numbers = unclaimed.get(run.data.tags.get(OVERRIDES_TAG, ""))
-            if numbers:
-                self.client.set_tag(run.info.run_id, TRIAL_TAG, str(numbers.pop(0)))
-                tagged += 1
-        return tagged
 
-    def _log_search(self, search: SearchRecord) -> None:
-        """The study, its space and best trial as params and metrics, and two figures."""
-        sampler = search.sampler
-        params = {
-            "search.study": search.study_name,
-            "search.storage": search.storage or "memory",
-            "search.direction": search.direction,
-            "search.n_trials": search.n_trials,
-            "search.sampler": str(sampler.get("_target_", "")).rsplit(".", 1)[-1],
-            "search.seed": sampler.get("seed"),
-            **{f"search.space.{searched_name(key)}": d["spec"] for key, d in search.space.items()},
-        }
-        now = int(time.time() * 1000)
-        metrics = {"search/trials": len(search.trials)}
-        best = search.best()
-        if best is not None:
-            params |= {f"best.{searched_name(key)}": value for key, value in best.params.items()}
-            metrics |= {f"best/{search.objective.replace('/', '_')}": best.value}
-            metrics |= {"best/trial": best.number}
-        self.client.log_batch(
-            self.run_id,
-            metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
-            params=[Param(key, str(value)) for key, value in params.items()],
-            tags=[RunTag(SEARCH_TAG, search.study_name)],
-        )
-        for name, figure in search_figures(search).items():
-            self.client.log_figure(self.run_id, figure, f"figures/{name}.png")
-            figures.plt.close(figure)
+def tag_trials(client: MlflowClient, search: SearchRecord, children: list[Run]) -> int:
+    """Tag each job of a search with its trial number, matched by its overrides;
+    returns how many were tagged."""
+    unclaimed: dict[str, list[int]] = {}
+    for trial in search.trials:
+        if trial.overrides is not None:
+            unclaimed.setdefault(shlex.join(trial.overrides), []).append(trial.number)
+    tagged = 0
+    for run in children:  # in start order: duplicate draws take their numbers in turn
+        numbers = unclaimed.get(run.data.tags.get(OVERRIDES_TAG, ""))
+        if numbers:
+            client.set_tag(run.info.run_id, TRIAL_TAG, str(numbers.pop(0)))
+            tagged += 1
+    return tagged
+
+
+def log_search(client: MlflowClient, run_id: str, search: SearchRecord) -> None:
+    """The study, its space and best trial on the parent run ``run_id``, as params and
+    metrics, and two figures."""
+    sampler = search.sampler
+    params = {
+        "search.study": search.study_name,
+        "search.storage": search.storage or "memory",
+        "search.direction": search.direction,
+        "search.n_trials": search.n_trials,
+        "search.sampler": str(sampler.get("_target_", "")).rsplit(".", 1)[-1],
+        "search.seed": sampler.get("seed"),
+        **{f"search.space.{searched_name(key)}": d["spec"] for key, d in search.space.items()},
+    }
+    now = int(time.time() * 1000)
+    metrics = {"search/trials": len(search.trials)}
+    best = search.best()
+    if best is not None:
+        params |= {f"best.{searched_name(key)}": value for key, value in best.params.items()}
+        metrics |= {f"best/{search.objective.replace('/', '_')}": best.value}
+        metrics |= {"best/trial": best.number}
+    client.log_batch(
+        run_id,
+        metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+        params=[Param(key, str(value)) for key, value in params.items()],
+        tags=[RunTag(SEARCH_TAG, search.study_name)],
+    )
+    for name, figure in search_figures(search).items():
+        client.log_figure(run_id, figure, f"figures/{name}.png")
+        figures.plt.close(figure)

@@ -15,7 +15,7 @@ from aesweep.names import MAP_ARTIFACT, PANEL_ARTIFACT
 if TYPE_CHECKING:
     from aesweep.data import Digits
     from aesweep.features import Features
-    from aesweep.tracking import NullTracker, Tracker
+    from aesweep.tracking import NullRunLog, RunLog
 
 
 @dataclass
@@ -60,46 +60,46 @@ class RunPictures:
             else None,
         )
 
-    def log(self, tracker: Tracker | NullTracker) -> None:
+    def log(self, run: RunLog | NullRunLog) -> None:
         """The seed's pictures, reconstructions, the loss curve, the clusters against the
         digits, the latent map, and the panel's and map's arrays for the sweep's figures."""
         name, train, features = self.name, self.train, self.features
-        tracker.log_figure(
+        run.log_figure(
             figures.latent_grid(train.pixels, features.train, self.members, title=name),
             "latent_grid",
         )
-        tracker.log_figure(
+        run.log_figure(
             figures.sample_and_latent(
                 train.pixels[0], features.train[0], label=int(train.labels[0])
             ),
             "sample_latent",
         )
         if features.decoded is not None:
-            tracker.log_figure(
+            run.log_figure(
                 figures.reconstructions(train.x[:10], features.decoded, title=name),
                 "reconstructions",
             )
         if features.history is not None:
             h = features.history
-            tracker.log_figure(figures.loss_curve(h.loss, h.val_loss, title=name), "loss_curve")
-        tracker.log_arrays(
+            run.log_figure(figures.loss_curve(h.loss, h.val_loss, title=name), "loss_curve")
+        run.log_arrays(
             PANEL_ARTIFACT,
             pixels=train.pixels[self.panel],
             latents=features.train[self.panel],
             labels=train.labels[self.panel],
         )
         table, digits, clusters = self.contingency
-        tracker.log_figure(figures.confusion(table, digits, clusters, title=name), "confusion")
+        run.log_figure(figures.confusion(table, digits, clusters, title=name), "confusion")
         if self.latent_map is not None:
-            self._log_map(tracker)
+            self._log_map(run)
 
-    def _log_map(self, tracker: Tracker | NullTracker) -> None:
+    def _log_map(self, run: RunLog | NullRunLog) -> None:
         latent_map, labels = self.latent_map, self.train.labels
         table, digits, clusters = self.contingency
         shown = latent_map.index
         matched = min(table.shape)  # the first columns hold the clusters matched to a digit
         matching = dict(zip(clusters[:matched].tolist(), digits[:matched].tolist(), strict=True))
-        tracker.log_figure(
+        run.log_figure(
             figures.latent_map(
                 latent_map.coords,
                 labels[shown],
@@ -112,7 +112,7 @@ class RunPictures:
             "latent_map",
         )
         # The coordinates, so that the sweep's parent draws its jobs' maps without t-SNE.
-        tracker.log_arrays(
+        run.log_arrays(
             MAP_ARTIFACT,
             coords=latent_map.coords,
             labels_true=labels[shown],

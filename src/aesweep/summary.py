@@ -17,6 +17,12 @@ OBJECTIVE = "test/acc"  # the sweep objective: what train.py returns and the tab
 REFERENCE_NAME = "pixels (reference)"
 
 
+def objective_for(n_test: int) -> str:
+    """The metric a job returns: held-out accuracy, or with no held-out digits (``n_test``
+    0) the training digits' ``cluster/acc``."""
+    return OBJECTIVE if n_test else "cluster/acc"
+
+
 class JobValue(float):
     """What a job returns to the sweeper: its objective, with the metric's name, or NaN with
     the error the job ended on (a sweeper reads ``metric`` and ``failure`` if it wants them;

@@ -1,0 +1,100 @@
+"""Which tracking store and experiment a run goes to, and the links into ``mlflow ui``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+# Marks the experiment as model training, so MLflow 3's UI shows its runs, not GenAI traces.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+UI_RUNS_VIEW = "workflowType=machine_learning"  # MLflow 3 otherwise opens its GenAI view
+
+
+def resolve_tracking_uri(uri: str | None, root: Path) -> str:
+    """The tracking URI in force: ``uri``, ``$MLFLOW_TRACKING_URI``, or MLflow's default store.
+
+    MLflow's default (``sqlite:///mlflow.db``, artifacts in ``./mlruns``) is relative to the
+    working directory; making it absolute keeps every Hydra job in the one store that
+    ``mlflow ui`` finds when started in ``root``.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        if "://" not in uri and not uri.startswith("sqlite:"):
+            return Path(uri).expanduser().resolve().as_uri()  # a plain folder: a file store
+        return uri
+    return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def ensure_experiment(client: MlflowClient, name: str, *, root: Path) -> str:
+    """Return the id of experiment ``name``, creating it if needed (safe for racing jobs)."""
+    # MLflow places a new experiment's artifacts under ./mlruns of the working directory
+    # in which its store was first used: use it here, in root, for the lookup too.
+    with contextlib.chdir(root):
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return client.create_experiment(
+                name, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}
+            )
+        except MlflowException:
+            # Another job created it between our lookup and our create.
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+
+def code_tags() -> dict[str, str]:
+    """MLflow's source tags: the entry script, and the git commit of aesweep's checkout.
+
+    MLflow finds the commit only with GitPython installed; the ``git`` command, where there
+    is one, does the same without a dependency.
+    """
+    script = Path(sys.argv[0])
+    tags = {
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": str(script.resolve()) if script.is_file() else "aesweep",
+    }
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return tags  # no git here
+    if commit.returncode == 0:
+        tags["mlflow.source.git.commit"] = commit.stdout.strip()
+    return tags
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping to ``{"a.b.c": value}``, the form MLflow params take."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def ui_link(tracking_uri: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The page of ``mlflow ui`` (or of a tracking server) that shows the runs table or a run."""
+    base = tracking_uri if tracking_uri.startswith("http") else "http://127.0.0.1:5000"
+    base = base.rstrip("/")
+    if run_id:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{experiment_id}/runs?{UI_RUNS_VIEW}"
