@@ -47,14 +47,14 @@ prepare_process()  # as the commands do: the tests' own TensorFlow start-up stay
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 
-#: the figures every run of a trained network logs (under figures/)
+#: the images every run of a trained network logs (``mlflow.log_image`` keys)
 FIGURES = {
-    "latent_grid.png",
-    "sample_latent.png",
-    "reconstructions.png",
-    "loss_curve.png",
-    "latent_map.png",
-    "confusion.png",
+    "latent_grid",
+    "sample_latent",
+    "reconstructions",
+    "loss_curve",
+    "latent_map",
+    "confusion",
 }
 
 #: makes any run take seconds: 200 digits, two epochs (conf/debug/tiny.yaml)
@@ -73,6 +73,28 @@ def store_runs(folder: Path, experiment: str = "aesweep") -> tuple[MlflowClient,
     found = client.get_experiment_by_name(experiment)
     runs = [] if found is None else client.search_runs([found.experiment_id], max_results=1000)
     return client, sorted(runs, key=lambda run: run.info.start_time)
+
+
+def image_steps(client: MlflowClient, run_id: str) -> dict[str, list[int]]:
+    """The keys of a run's images (``mlflow.log_image(key=...)``) and the steps of each, from
+    the files MLflow writes for them: ``images/<key>+step+<step>+timestamp+...png``."""
+    steps: dict[str, list[int]] = {}
+    for artifact in client.list_artifacts(run_id, "images"):
+        name = artifact.path.split("/")[-1]
+        if name.endswith(".png"):  # beside each: a .webp thumbnail for the UI
+            key, _, step, *_ = name.split("+")
+            steps.setdefault(key, []).append(int(step))
+    return {key: sorted(values) for key, values in steps.items()}
+
+
+def image_path(client: MlflowClient, run_id: str, key: str, step: int, folder: Path) -> Path:
+    """Image ``key`` of ``run_id`` at ``step``, downloaded into ``folder``."""
+    [name] = [
+        a.path
+        for a in client.list_artifacts(run_id, "images")
+        if a.path.split("/")[-1].startswith(f"{key}+step+{step}+") and a.path.endswith(".png")
+    ]
+    return Path(client.download_artifacts(run_id, name, str(folder)))
 
 
 def summary_rows(sweep_dir_or_root: Path) -> list[dict[str, str]]:

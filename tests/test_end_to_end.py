@@ -9,7 +9,7 @@ import urllib.request
 import mlflow
 import numpy as np
 import pytest
-from conftest import FIGURES, TINY, run_cli, serve_mlflow, store_runs, summary_rows
+from conftest import FIGURES, TINY, image_steps, run_cli, serve_mlflow, store_runs, summary_rows
 
 import report
 from aesweep.console import gpu_present
@@ -30,8 +30,7 @@ def _assert_complete(client, run, *, epochs):
         assert 0 <= run.data.metrics[f"cluster/{score}"] <= 1 or score == "ari"
         assert f"test/{score}" in run.data.metrics
     assert run.data.metrics["time/s_per_epoch"] > 0
-    figures = {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "figures")}
-    assert figures == FIGURES
+    assert set(image_steps(client, run.info.run_id)) == FIGURES
     hydra_files = {a.path for a in client.list_artifacts(run.info.run_id, ".hydra")}
     assert ".hydra/config.yaml" in hydra_files
 

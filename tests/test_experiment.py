@@ -15,8 +15,18 @@ import traceback
 
 import mlflow
 import numpy as np
+import PIL.Image
 import pytest
-from conftest import CONF_DIR, FIGURES, ROOT, TINY, compose_config, store_runs
+from conftest import (
+    CONF_DIR,
+    FIGURES,
+    ROOT,
+    TINY,
+    compose_config,
+    image_path,
+    image_steps,
+    store_runs,
+)
 from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
 from omegaconf import open_dict
@@ -24,7 +34,14 @@ from omegaconf import open_dict
 import report
 from aesweep.errors import TrainingDiverged
 from aesweep.experiment import run_experiment
-from aesweep.names import MODEL_FROM_TAG, OBJECTIVE_TAG, RESUMED_FROM_TAG, SELECTION_TAG
+from aesweep.names import (
+    MODEL_FROM_TAG,
+    OBJECTIVE_TAG,
+    REPLICATES_TAG,
+    RESUMED_FROM_TAG,
+    SELECTION_TAG,
+    SUMMARY_TABLE,
+)
 from aesweep.review import find_parent, load_sweep
 from aesweep.summary import REFERENCE_NAME, to_markdown
 from aesweep.sweep import MlflowSweepCallback
@@ -37,15 +54,20 @@ def _run(workdir, *overrides: str) -> float:
 
 
 def test_a_run_records_the_values_in_force_its_curves_scores_and_figures(workdir):
+    before = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
     objective = _run(workdir, "arch=ffn", "tracking.log_model=false")
     # Every record named its run: no process-wide MLflow state is left for the next test.
-    assert mlflow.active_run() is None and "MLFLOW_TRACKING_URI" not in os.environ
+    after = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
+    assert mlflow.active_run() is None and after == before
     client, [run] = store_runs(workdir)
     assert run.info.status == "FINISHED" and run.info.run_name == "ffn-relu-lr0.01-z100"
     params = run.data.params
     # Interpolated from the arch: the logged params are the values the run used.
     assert (params["lr"], params["latent_dim"], params["data.scaling"]) == ("0.01", "100", "zscore")
     assert params["data.n_samples"] == "200" and params["train.epochs"] == "2"
+    # The values in force, not the arch's defaults beside them; lr on a log axis too.
+    assert not any(key.startswith("arch.default_") for key in params)
+    assert params["log10_lr"] == "-2.0"
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in history] == [1, 2]
     assert objective == run.data.metrics["test/acc"]
@@ -59,8 +81,13 @@ def test_a_run_records_the_values_in_force_its_curves_scores_and_figures(workdir
         "data.source": "mnist_sample",
         "seed": 0,
     }
-    figures = {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "figures")}
-    assert figures == FIGURES
+    images = image_steps(client, run.info.run_id)
+    assert set(images) == FIGURES
+    # The reconstructions of the same digits after epoch 1 and at the end (epoch 2): the
+    # steps MLflow's image chart slides over; a picture made once is step 0.
+    assert images["reconstructions"] == [1, 2] and images["latent_grid"] == [0]
+    grid = PIL.Image.open(image_path(client, run.info.run_id, "latent_grid", 0, workdir))
+    assert grid.mode == "RGB" and min(grid.size) > 300
 
 
 def test_a_run_records_its_digits_and_code(workdir):
@@ -171,6 +198,33 @@ def seed_sweep(tmp_path_factory, empty_store):
                     )
             callback.on_multirun_end(config)
     return tmp_path, MlflowClient(store), callback.parent.run_id
+
+
+@pytest.mark.xdist_group("seed_sweep")
+def test_the_parents_table_loads_in_mlflow_and_links_every_job(seed_sweep, monkeypatch):
+    _, client, parent_id = seed_sweep
+    # load_table takes no client: it reads the store and experiment of the process
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", client.get_run(parent_id).info.experiment_id)
+    table = mlflow.load_table(SUMMARY_TABLE, run_ids=[parent_id])
+    children = load_sweep(client, parent_id).children
+    jobs = table[table["run_id"].notna()]
+    assert sorted(jobs["run_id"]) == sorted(r.info.run_id for r in children)
+    for row in jobs.itertuples():
+        assert row.run.endswith(f"/runs/{row.run_id}?workflowType=machine_learning")
+    assert REFERENCE_NAME in set(table["arch"])  # the pixel references, by name
+    assert {"test/acc", "cluster/nmi", "status"} <= set(table.columns)
+
+
+@pytest.mark.xdist_group("seed_sweep")
+def test_seed_replicates_share_the_tag_that_mlflow_groups_by(seed_sweep):
+    _, client, parent_id = seed_sweep
+    children = load_sweep(client, parent_id).children
+    groups = {(r.data.params["arch.name"], r.data.params["seed"]): r.data.tags for r in children}
+    group = {job: tags[REPLICATES_TAG] for job, tags in groups.items()}
+    assert group[("pixels", "0")] == group[("pixels", "1")] != group[("pca", "0")]
+    assert group[("pca", "0")] == group[("pca", "1")]
+    assert group[("pca", "1")].startswith("arch=pca #")  # the overrides but the seed
 
 
 @pytest.mark.xdist_group("seed_sweep")

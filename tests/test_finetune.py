@@ -11,7 +11,15 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from conftest import FIGURES, ROOT, TINY, assert_close_to_scale, cli_env, compose_config
+from conftest import (
+    FIGURES,
+    ROOT,
+    TINY,
+    assert_close_to_scale,
+    cli_env,
+    compose_config,
+    image_steps,
+)
 from mlflow import MlflowClient
 
 from aesweep import models
@@ -179,8 +187,7 @@ def test_a_tiny_idec_run_records_both_scores_its_updates_and_a_model_that_loads_
         assert sorted(m.step for m in history) == steps
     recon = client.get_metric_history(idec.info.run_id, "finetune/recon")
     assert len(recon) == 2 and "finetune/recon" not in dec.data.metrics
-    figures = {a.path.split("/")[-1] for a in client.list_artifacts(idec.info.run_id, "figures")}
-    assert figures == FIGURES
+    assert set(image_steps(client, idec.info.run_id)) == FIGURES
     assert dec.data.tags[MODEL_FROM_TAG] == idec.info.run_id
     assert MODEL_URI_TAG in idec.data.tags and MODEL_URI_TAG not in dec.data.tags
 

@@ -29,6 +29,8 @@ from conftest import (
     TINY,
     BackgroundCli,
     free_port,
+    image_path,
+    image_steps,
     run_cli,
     run_script,
     serve_mlflow,
@@ -408,8 +410,7 @@ def test_eight_jobs_four_at_a_time_lose_nothing(team_server, team_sweep):
             names = {*BASELINE_FIGURES}
             if run.data.params["arch.name"] == "pca":
                 names.add("reconstructions")  # PCA reconstructs, pixels do not
-            figures = {f.path for f in client.list_artifacts(run.info.run_id, "figures")}
-            assert figures == {f"figures/{name}.png" for name in names}, figures
+            assert set(image_steps(client, run.info.run_id)) == names
     rows = {
         (row["arch"], int(row["seed"])): row
         for row in summary_rows(work)
@@ -443,12 +444,12 @@ def test_the_team_sweep_is_stored_in_postgresql(team_server, team_sweep, tmp_pat
         runs = experiment_runs(team_server.url, "team")
         [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
         child = next(r for r in runs if r.data.tags.get("mlflow.parentRunId"))
-        for run_id, image in [
-            (parent.info.run_id, "figures/sweep_cluster_scores.png"),
-            (child.info.run_id, "figures/latent_grid.png"),
+        sweep_figure = "figures/sweep_cluster_scores.png"
+        for path in [
+            Path(client.download_artifacts(parent.info.run_id, sweep_figure, str(tmp_path))),
+            image_path(client, child.info.run_id, "latent_grid", 0, tmp_path),
         ]:
-            path = client.download_artifacts(run_id, image, str(tmp_path))
-            assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "test/acc" in child.data.metrics
 
 

@@ -6,6 +6,7 @@ digits -> fingerprints (resume?) -> features (train, reuse or fit) -> clusters a
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from aesweep.names import (
     MODEL_URI_TAG,
     OBJECTIVE_TAG,
     OVERRIDES_TAG,
+    REPLICATES_TAG,
     SELECTION_TAG,
     TRAINING_TAG,
 )
@@ -53,9 +55,30 @@ def run_name(cfg: ExperimentConfig) -> str:
     return name
 
 
+#: the arch's defaults for top-level keys: the values in force are logged under those keys
+ARCH_DEFAULTS = ("arch.default_", "arch.scaling")
+
+
 def run_params(cfg: DictConfig) -> dict[str, object]:
-    """The resolved config, flattened: the values in force, as ``--cfg job --resolve`` shows."""
-    return flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+    """The resolved config, flattened: the values in force, as ``--cfg job --resolve`` shows,
+    and ``log10_lr`` (MLflow's parallel-coordinates chart has no log axis).
+
+    The arch's defaults (``arch.default_lr``, ...) are left out: beside ``lr`` they only
+    mislead the runs table and that chart, and ``lr`` says what the run used.
+    """
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+    params = {k: v for k, v in flat.items() if not k.startswith(ARCH_DEFAULTS)}
+    if isinstance(params.get("lr"), int | float):
+        params["log10_lr"] = round(math.log10(params["lr"]), 4)
+    return params
+
+
+def _params_but_the_seed(cfg: DictConfig) -> dict[str, object]:
+    """The params of ``cfg`` with its seed at 0, and so every value taken from the seed
+    (``arch.model.random_state: ${seed}``): what seed replicates share."""
+    unseeded = copy.deepcopy(cfg)
+    unseeded.seed = 0
+    return run_params(unseeded)
 
 
 def run_experiment(
@@ -99,7 +122,11 @@ def run_experiment(
         log.warning("data.n_test=0: no held-out digits; the objective is %s", objective)
     digits = (train.x, train.labels, test.x, test.labels)
     prints = fingerprint.of_run(params, *digits, code=[exp.arch.builder])  # yours is code too
-    tags |= {FINGERPRINT_TAG: prints["config"].hash, OBJECTIVE_TAG: objective}
+    tags |= {
+        FINGERPRINT_TAG: prints["config"].hash,
+        OBJECTIVE_TAG: objective,
+        REPLICATES_TAG: fingerprint.replicates(_params_but_the_seed(cfg), overrides),
+    }
     if exp.resume:
         tracker.end_stale_runs(FINGERPRINT_TAG, prints["config"].hash)
         done = tracker.find_finished(FINGERPRINT_TAG, prints["config"].hash)

@@ -107,10 +107,19 @@ def _train(
 ) -> tuple[keras.Model, History]:
     import keras
 
+    from aesweep.pictures import reconstruction_snapshots
     from aesweep.training import train_autoencoder
 
     keras.utils.set_random_seed(cfg.seed)
     model = build_autoencoder(cfg.arch, needs_decoder=cfg.finetune.name == "idec")
+    snapshot = reconstruction_snapshots(
+        run, model, train, name=cfg.arch.name, epochs=cfg.train.epochs
+    )
+
+    def on_epoch_end(epoch: int, losses: dict[str, float]) -> None:
+        run.log_epoch(epoch, losses)
+        snapshot(epoch)
+
     history = train_autoencoder(
         model,
         train.x,
@@ -120,7 +129,7 @@ def _train(
         batch_size=cfg.train.batch_size,
         random_state=cfg.seed,
         progress_every=cfg.train.progress_every,
-        on_epoch_end=run.log_epoch,
+        on_epoch_end=on_epoch_end,
     )
     return model, history
 

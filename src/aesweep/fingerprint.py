@@ -108,6 +108,17 @@ class Fingerprint:
     inputs: dict[str, Any]
 
 
+def replicates(params: Mapping[str, Any], overrides: Sequence[str]) -> str:
+    """What a run shares with its seed replicates (MLflow's *Group by* pools them): the
+    overrides but the seed's, readable, and a hash of every other value that shapes the
+    result (``params`` of the config with its seed fixed), so that two sweeps with the same
+    overrides but other defaults stay apart."""
+    kept = {k: str(v) for k, v in sorted(params.items()) if shapes_result(k) and k != "seed"}
+    digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
+    shown = [o for o in overrides if not o.lstrip("+~").startswith("seed=")]
+    return f"{' '.join(shown) or '(defaults)'} #{digest}"
+
+
 def source_files(*objects: object) -> dict[str, Path]:
     """The source file of each object (an arch's ``_target_``: a user's network is code that
     shapes the result as much as ``models.py``), by the object's dotted name."""

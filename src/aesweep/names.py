@@ -20,6 +20,7 @@ HOST_TAG = "aesweep.host"  # the machine whose process runs the run (with PID_TA
 PID_TAG = "aesweep.pid"  # how a resume tells a killed job's RUNNING run from a live one
 FAILURE_TAG = "failure_reason"  # on a FAILED or KILLED run: why, in one line
 EPOCHS_REACHED_TAG = "epochs_reached"  # on a diverged run: the epoch it blew up at
+REPLICATES_TAG = "aesweep.replicates"  # equal for runs that differ only in their seed
 OVERRIDES_TAG = "overrides"  # the job's command-line overrides, shell-quoted
 
 # --- Tags on a sweep's parent run ---------------------------------------------------------
@@ -34,6 +35,7 @@ MAP_ARTIFACT = "latents/map.npz"  # a run's 2-D map of its latents, for the swee
 FINGERPRINTS_ARTIFACT = "fingerprints.json"  # what each fingerprint of the run was made of
 
 # --- Files in a sweep's folder ------------------------------------------------------------
+SUMMARY_TABLE = "summary_table.json"  # the sweep's table, as mlflow.log_table writes it
 PARENT_FILE = "mlflow_parent_run.json"  # how jobs find their parent
 SEARCH_FILE = "search.json"  # a search's study and trials (aesweep.search_record)
 FAILURE_FILE = "aesweep_failure.txt"  # in a job's folder: the one line a failed job ended on

@@ -29,6 +29,7 @@ from aesweep.names import (
     ROLE_TAG,
     SEARCH_TAG,
     SELECTION_TAG,
+    SUMMARY_TABLE,
     SWEEP_DIR_TAG,
     TRIAL_TAG,
 )
@@ -43,7 +44,7 @@ from aesweep.review import (
     sweep_figures,
 )
 from aesweep.search_record import SearchRecord
-from aesweep.summary import to_csv, to_markdown
+from aesweep.summary import RUN_ID, to_csv, to_markdown, to_table
 from aesweep.tracking import Tracker, code_tags, end_run, process_tags, ui_link
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,15 @@ class SweepParent:
             self.client.log_batch(self.run_id, metrics=metrics)
         return references
 
+    def _log_table(self, columns: list[str], rows: list[dict], experiment_id: str) -> None:
+        """The summary as an MLflow table (the run's Artifacts tab shows it, and
+        ``mlflow.load_table(SUMMARY_TABLE, run_ids=[parent])`` reads it back), each job's row
+        with the link to its run."""
+        table = to_table(columns, rows)
+        uri = self.client.tracking_uri
+        table["run"] = [ui_link(uri, experiment_id, r) if r else None for r in table[RUN_ID]]
+        self.client.log_table(self.run_id, data=table, artifact_file=SUMMARY_TABLE)
+
     def review(self, sweep_dir: Path) -> int:
         """Table, files, figures and final status of the sweep; returns its failed jobs.
 
@@ -161,6 +171,7 @@ class SweepParent:
         for name, text in [("summary.md", markdown), ("summary.csv", csv_text)]:
             (sweep_dir / name).write_text(text)
             self.client.log_artifact(self.run_id, str(sweep_dir / name))
+        self._log_table(columns, rows, sweep.parent.info.experiment_id)
         for name, figure in sweep_figures(self.client, sweep).items():
             self.client.log_figure(self.run_id, figure, f"figures/{name}.png")
             figures.plt.close(figure)

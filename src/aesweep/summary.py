@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+RUN_ID = "run_id"  # a job row's run, for the links of the table logged in MLflow
 OBJECTIVE = "test/acc"  # the sweep objective: what train.py returns and the table sorts by
 REFERENCE_NAME = "pixels (reference)"
 
@@ -115,7 +116,7 @@ def job_title(job: JobRecord, keys: Sequence[str]) -> str:
 
 
 def _job_row(job: JobRecord, keys: Sequence[str]) -> dict[str, object]:
-    row: dict[str, object] = {"arch": job.params.get("arch.name", "")}
+    row: dict[str, object] = {"arch": job.params.get("arch.name", ""), RUN_ID: job.run_id}
     if job.trial is not None:
         row[TRIAL] = job.trial
     row |= _swept_values(job, keys)
@@ -265,6 +266,21 @@ def to_markdown(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) ->
         cells = [_cell(row.get(c, "")).replace("|", "/") for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def to_table(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) -> dict[str, list]:
+    """The table column by column, as ``mlflow.log_table`` takes it: numbers as numbers
+    (a mean of seed replicates as its mean), empty cells as None, and each job's run id in
+    :data:`RUN_ID` (None for a reference row or a mean)."""
+
+    def cell(value: object) -> object:
+        if isinstance(value, float):
+            return None if math.isnan(value) else float(value)
+        return value if value is None or isinstance(value, int) else str(value)
+
+    table = {column: [cell(row.get(column, math.nan)) for row in rows] for column in columns}
+    table[RUN_ID] = [row.get(RUN_ID) or None for row in rows]
+    return table
 
 
 def to_csv(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) -> str:

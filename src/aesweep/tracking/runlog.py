@@ -4,7 +4,9 @@ arrays, digits, and the Keras models that later runs reuse."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -15,16 +17,22 @@ from typing import Any
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
+import PIL.Image
+import requests
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+from aesweep import server
 from aesweep.names import MODEL_FROM_TAG, MODEL_URI_TAG
 from aesweep.tracking.buffer import MetricBuffer
 
+log = logging.getLogger(__name__)
+
 CURVES = ("train/loss", "val/loss")  # the per-epoch metrics
+FIGURE_DPI = 100  # matplotlib's default: a latent grid is about 1,000 x 1,400 pixels
 
 
 class RunLog:
@@ -61,12 +69,34 @@ class RunLog:
         text = json.dumps(dictionary, indent=1, sort_keys=True)
         self.client.log_text(self.run_id, text, artifact_file)
 
-    def log_figure(self, figure: Figure, name: str) -> None:
-        """Log ``figure`` as ``figures/<name>.png`` and close it."""
+    def log_figure(self, figure: Figure, name: str, *, step: int = 0) -> None:
+        """Log ``figure`` as MLflow image ``name`` at ``step``, and close it.
+
+        An image logged with a key (``mlflow.log_image(key=...)``) is what MLflow's Chart
+        view compares: its image grid shows one key of every selected run side by side,
+        with a slider over the steps. The runs' Artifacts tab lists it under ``images/``.
+        """
         try:
-            self.client.log_figure(self.run_id, figure, f"figures/{name}.png")
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=FIGURE_DPI)
+            buffer.seek(0)
+            image = PIL.Image.open(buffer).convert("RGB")
+            self.client.log_image(self.run_id, image, key=name, step=step)
         finally:
             plt.close(figure)
+
+    def log_figure_meanwhile(self, figure: Figure, name: str, *, step: int) -> bool:
+        """:meth:`log_figure` while training runs: one try, no retries, so that a server
+        that is away stalls no training (as :meth:`MetricBuffer.log_epoch`). A picture the
+        server does not take is dropped with a warning: it shows a moment of training, and
+        the run's records do not depend on it. Returns whether it was logged."""
+        try:
+            with server.no_retries():
+                self.log_figure(figure, name, step=step)
+        except (MlflowException, requests.RequestException) as err:
+            log.warning("image %s at step %d not recorded: %s", name, step, server.reason(err))
+            return False
+        return True
 
     def log_dir(self, path: Path, artifact_path: str) -> None:
         if path.is_dir():

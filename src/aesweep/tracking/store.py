@@ -96,5 +96,5 @@ def ui_link(tracking_uri: str, experiment_id: str, run_id: str | None = None) ->
     base = tracking_uri if tracking_uri.startswith("http") else "http://127.0.0.1:5000"
     base = base.rstrip("/")
     if run_id:
-        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{UI_RUNS_VIEW}"
     return f"{base}/#/experiments/{experiment_id}/runs?{UI_RUNS_VIEW}"
