@@ -113,6 +113,7 @@ def test_sweep_has_one_parent_with_the_jobs_as_children(design_sweep):
     }
     assert f"runs/{parent.info.run_id}" in result.stdout  # direct link to the parent
     assert "workflowType=machine_learning" in result.stdout
+    assert "compareRunsMode=CHART&searchFilter=tags.%60mlflow.parentRunId%60" in result.stdout
 
 
 @pytest.mark.xdist_group("design_sweep")

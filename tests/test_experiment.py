@@ -55,7 +55,9 @@ def _run(workdir, *overrides: str) -> float:
 
 def test_a_run_records_the_values_in_force_its_curves_scores_and_figures(workdir):
     before = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
-    objective = _run(workdir, "arch=ffn", "tracking.log_model=false")
+    objective = _run(
+        workdir, "arch=ffn", "tracking.log_model=false", "tracking.system_metrics_every=0.2"
+    )
     # Every record named its run: no process-wide MLflow state is left for the next test.
     after = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
     assert mlflow.active_run() is None and after == before
@@ -68,6 +70,9 @@ def test_a_run_records_the_values_in_force_its_curves_scores_and_figures(workdir
     # The values in force, not the arch's defaults beside them; lr on a log axis too.
     assert not any(key.startswith("arch.default_") for key in params)
     assert params["log10_lr"] == "-2.0"
+    # MLflow's system metrics, sampled while it trained
+    assert run.data.metrics["system/cpu_utilization_percentage"] >= 0
+    assert run.data.metrics["system/system_memory_usage_megabytes"] > 0
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in history] == [1, 2]
     assert objective == run.data.metrics["test/acc"]
@@ -91,8 +96,9 @@ def test_a_run_records_the_values_in_force_its_curves_scores_and_figures(workdir
 
 
 def test_a_run_records_its_digits_and_code(workdir):
-    _run(workdir, "arch=pixels")
+    _run(workdir, "arch=pixels", "tracking.system_metrics_every=0.2")
     _, [run] = store_runs(workdir)
+    assert not any(key.startswith("system/") for key in run.data.metrics)  # trains nothing
     inputs = {
         {tag.key: tag.value for tag in d.tags}["mlflow.data.context"]: d.dataset
         for d in run.inputs.dataset_inputs
@@ -214,6 +220,8 @@ def test_the_parents_table_loads_in_mlflow_and_links_every_job(seed_sweep, monke
         assert row.run.endswith(f"/runs/{row.run_id}?workflowType=machine_learning")
     assert REFERENCE_NAME in set(table["arch"])  # the pixel references, by name
     assert {"test/acc", "cluster/nmi", "status"} <= set(table.columns)
+    # The references are rows of that table and an artifact, not metrics named by a hash.
+    assert not any(key.startswith("reference/") for key in client.get_run(parent_id).data.metrics)
 
 
 @pytest.mark.xdist_group("seed_sweep")

@@ -379,6 +379,11 @@ class TrackingConfig:
     experiment: str = "aesweep"
     log_model: bool = True
     latent_map: bool = True
+    system_metrics: bool = True  # CPU, memory (GPU where one is) of a run that trains
+    system_metrics_every: float = 10.0  # seconds between two samples
+
+    def __post_init__(self) -> None:
+        _check_positive("tracking.system_metrics_every", self.system_metrics_every)
 
 
 @dataclass

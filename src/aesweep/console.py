@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -85,11 +86,17 @@ def prepare_process() -> None:
     - no artifact download bars (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false``): they
       would print between a sweep's last job and its table.
 
+    - MLflow's system-metrics sampler says only what goes wrong: its four start and stop
+      lines per run would print through every job's log.
+
     A value the user set is kept.
     """
     quiet_native_logs()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    sampler = logging.getLogger("mlflow.system_metrics")
+    if sampler.level == logging.NOTSET:
+        sampler.setLevel(logging.WARNING)
 
 
 def quiet_native_logs() -> bool:

@@ -139,7 +139,10 @@ def run_experiment(
     if exp.reuse_model and exp.arch.trains:
         trained = tracker.find_finished(TRAINING_TAG, training_hash)
 
-    with tracker.run(run_name=name, tags=tags, parent_run_id=parent_run_id) as run:
+    sample_every = t.system_metrics_every if t.system_metrics and exp.arch.trains else None
+    with tracker.run(
+        run_name=name, tags=tags, parent_run_id=parent_run_id, system_metrics_every=sample_every
+    ) as run:
         _log_inputs(exp, run, params, (train, test), prints, output_dir)
         start = time.perf_counter()
         try:

@@ -27,7 +27,7 @@ OVERRIDES_TAG = "overrides"  # the job's command-line overrides, shell-quoted
 ROLE_TAG = "aesweep.role"  # "sweep" on parent runs, so the latest sweep can be found
 SWEEP_DIR_TAG = "aesweep.sweep_dir"  # its multirun folder: where jobs without a run lie
 SEARCH_TAG = "aesweep.search"  # on a search's parent: its Optuna study, shared by resumptions
-REFERENCE_PREFIX = "reference/"  # the parent's metrics of KMeans on raw pixels
+REFERENCES_ARTIFACT = "references.json"  # on the parent: KMeans on the pixels, per selection
 
 # --- Artifacts of a job's run -------------------------------------------------------------
 PANEL_ARTIFACT = "latents/panel.npz"  # one digit of each label with its latent vector

@@ -26,6 +26,7 @@ from aesweep.config import ExperimentConfig
 from aesweep.names import (
     OVERRIDES_TAG,
     PARENT_FILE,
+    REFERENCES_ARTIFACT,
     ROLE_TAG,
     SEARCH_TAG,
     SELECTION_TAG,
@@ -37,7 +38,6 @@ from aesweep.reference import pixel_reference
 from aesweep.review import (
     child_runs,
     load_sweep,
-    reference_metrics,
     search_figures,
     searched_name,
     selection_id,
@@ -45,7 +45,7 @@ from aesweep.review import (
 )
 from aesweep.search_record import SearchRecord
 from aesweep.summary import RUN_ID, to_csv, to_markdown, to_table
-from aesweep.tracking import Tracker, code_tags, end_run, process_tags, ui_link
+from aesweep.tracking import Tracker, chart_link, code_tags, end_run, process_tags, ui_link
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +128,14 @@ class SweepParent:
             )
             for selection in sorted(selections)
         }
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(key, value, now, 0)
-            for selection, scores in references.items()
-            for key, value in reference_metrics(selection, scores).items()
-        ]
-        if metrics:
-            self.client.log_batch(self.run_id, metrics=metrics)
+        # An artifact, not metrics: metrics named by a selection's hash filled the parent's
+        # charts with sections no one could read; the table's reference rows show them.
+        if references:
+            readable = {
+                selection_id(s): {"selection": json.loads(s), "scores": references[selection_id(s)]}
+                for s in sorted(selections)
+            }
+            self.client.log_dict(self.run_id, readable, REFERENCES_ARTIFACT)
         return references
 
     def _log_table(self, columns: list[str], rows: list[dict], experiment_id: str) -> None:
@@ -191,6 +191,7 @@ class SweepParent:
         print(f"\nSweep summary ({sweep_dir}/summary.md):\n\n{markdown}")
         print(f"Sweep parent run: {ui_link(uri, experiment_id, self.run_id)}")
         print(f"All runs:         {ui_link(uri, experiment_id)}")
+        print(f"Its jobs' charts: {chart_link(uri, experiment_id, self.run_id)}")
         if failed:
             log.error("%d of %d jobs failed; see the status column above", failed, len(sweep.jobs))
         return failed

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import shlex
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -33,7 +33,7 @@ from aesweep.names import (
     MAP_ARTIFACT,
     OVERRIDES_TAG,
     PANEL_ARTIFACT,
-    REFERENCE_PREFIX,
+    REFERENCES_ARTIFACT,
     RESUMED_FROM_TAG,
     ROLE_TAG,
     SELECTION_TAG,
@@ -55,20 +55,16 @@ if TYPE_CHECKING:
     from aesweep.search_record import SearchRecord
 
 
-def reference_metrics(selection_id: str, scores: Mapping[str, float]) -> dict[str, float]:
-    """The parent's metric names for the pixel reference of one data selection."""
-    return {f"{REFERENCE_PREFIX}{selection_id}/{key}": value for key, value in scores.items()}
-
-
-def _references(metrics: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Inverse of :func:`reference_metrics`: selection id -> scores."""
-    references: dict[str, dict[str, float]] = {}
-    for key, value in metrics.items():
-        if not key.startswith(REFERENCE_PREFIX):
-            continue
-        selection_id, _, score = key.removeprefix(REFERENCE_PREFIX).partition("/")
-        references.setdefault(selection_id, {})[score] = value
-    return references
+def _references(client: MlflowClient, parent: Run) -> dict[str, dict[str, float]]:
+    """The parent's pixel references (its :data:`REFERENCES_ARTIFACT`): selection id ->
+    scores; none before its review logged them."""
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    if REFERENCES_ARTIFACT not in names:
+        return {}
+    with tempfile.TemporaryDirectory() as folder:
+        path = client.download_artifacts(parent.info.run_id, REFERENCES_ARTIFACT, folder)
+        saved = json.loads(Path(path).read_text())
+    return {selection: entry["scores"] for selection, entry in saved.items()}
 
 
 @dataclass
@@ -125,7 +121,7 @@ def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
     if sweep_dir:
         recorded = {run.data.tags.get(JOB_DIR_TAG) for run in children}
         unrecorded = unrecorded_jobs(Path(sweep_dir), recorded, since=parent.info.start_time)
-    return Sweep(parent, children, _references(parent.data.metrics), unrecorded)
+    return Sweep(parent, children, _references(client, parent), unrecorded)
 
 
 def child_runs(client: MlflowClient, parent: Run) -> list[Run]:

@@ -18,6 +18,7 @@ from aesweep.tracking.runlog import CURVES, NullRunLog, RunLog
 from aesweep.tracking.store import (
     EXPERIMENT_KIND_TAG,
     UI_RUNS_VIEW,
+    chart_link,
     code_tags,
     ensure_experiment,
     flatten,
@@ -36,6 +37,7 @@ __all__ = [
     "NullTracker",
     "RunLog",
     "Tracker",
+    "chart_link",
     "code_tags",
     "end_run",
     "ensure_experiment",

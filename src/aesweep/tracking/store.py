@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,17 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def chart_link(tracking_uri: str, experiment_id: str, parent_run_id: str) -> str:
+    """The runs page in its Chart view, filtered to one sweep's jobs.
+
+    MLflow's URL carries the view (``compareRunsMode=CHART``) and the search filter, not
+    which rows are expanded: MLflow 3.17 still folds the jobs under their parent, whose
+    ``[+]`` then shows them in every chart.
+    """
+    where = urllib.parse.quote(f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    return f"{ui_link(tracking_uri, experiment_id)}&compareRunsMode=CHART&searchFilter={where}"
 
 
 def ui_link(tracking_uri: str, experiment_id: str, run_id: str | None = None) -> str:

@@ -75,7 +75,12 @@ class Tracker:
 
     @contextlib.contextmanager
     def run(
-        self, *, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
+        self,
+        *,
+        run_name: str,
+        tags: Mapping[str, str],
+        parent_run_id: str | None = None,
+        system_metrics_every: float | None = None,
     ) -> Iterator[RunLog]:
         """Start a run and yield its :class:`RunLog`; the run ends FINISHED, FAILED on an
         error, KILLED on an interrupt.
@@ -83,7 +88,8 @@ class Tracker:
         A server that stops answering mid-run (through MLflow's retries) ends the job with
         :class:`~aesweep.errors.TrackingUnavailable`, one that refuses its records (a
         permission taken away) with :class:`~aesweep.errors.TrackingRefused`; the metrics
-        it did not take are left in ``output_dir``.
+        it did not take are left in ``output_dir``. ``system_metrics_every``: seconds
+        between two samples of MLflow's system metrics while the run lasts (None: none).
         """
         tags = {**tags, **lookups.process_tags()}
         if parent_run_id is not None:
@@ -97,16 +103,17 @@ class Tracker:
             )
         self.run_id = run.info.run_id
         log = RunLog(self.client, self.run_id, self.tracking_uri, self.experiment_id)
+        monitor = _system_monitor(self.run_id, self.tracking_uri, system_metrics_every)
         try:
             yield log
         except (KeyboardInterrupt, SystemExit):
-            self._end(log, RunStatus.KILLED)
+            self._end(log, monitor, RunStatus.KILLED)
             raise
         except BaseException as err:
             gone = isinstance(err, MlflowException) and server.unreachable(err)
             refused = server.refusal(err)  # mid-run: a permission taken away, say
             reason = f"{type(err).__name__}: {err}"[:5000]
-            self._end(log, RunStatus.FAILED, reason, lost=gone or refused is not None)
+            self._end(log, monitor, RunStatus.FAILED, reason, lost=gone or refused is not None)
             # The server took the run's end (it answered again in time, or let us end it):
             # the job still failed on the tracking server, in one line.
             if refused is not None:
@@ -118,14 +125,24 @@ class Tracker:
                 ) from err
             raise
         else:
-            self._end(log, RunStatus.FINISHED)
+            self._end(log, monitor, RunStatus.FINISHED)
 
-    def _end(self, log: RunLog, status: int, why: str | None = None, *, lost: bool = False):
+    def _end(
+        self,
+        log: RunLog,
+        monitor,
+        status: int,
+        why: str | None = None,
+        *,
+        lost: bool = False,
+    ):
         """End the run with ``status``. If its server does not answer or refuses, leave what
         it did not get (metrics, status, reason) in ``output_dir`` and raise
         TrackingUnavailable or TrackingRefused. ``lost``: the server already failed us."""
         try:
             # A server that already failed us gets one more try each, not a minute.
+            if monitor is not None:
+                monitor.finish()  # its last samples, before the run ends
             with server.no_retries() if lost else contextlib.nullcontext():
                 if why:
                     log.set_tags({FAILURE_TAG: why})
@@ -219,6 +236,18 @@ def _refused(tracker: Tracker, status: int, err: BaseException) -> str:
     return server.refusal_message(
         tracker.tracking_uri, f"writes to run {tracker.run_id}", status, str(err)
     )
+
+
+def _system_monitor(run_id: str, tracking_uri: str, every: float | None):
+    """MLflow's system-metrics sampler for ``run_id`` (``system/cpu_utilization_percentage``,
+    memory, disk, network, GPU where one is), started; None when ``every`` is None."""
+    if every is None:
+        return None
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=every, tracking_uri=tracking_uri)
+    monitor.start()
+    return monitor
 
 
 class NullTracker:
