@@ -49,7 +49,7 @@ CODE_DIR = Path(__file__).parent  # aesweep's modules
 TRAINING_CODE = ("data.py", "features.py", "models.py", "training.py", "kernels.py")
 RESULT_CODE = (
     *TRAINING_CODE,
-    *("clustering.py", "finetune.py", "embedding.py", "pictures.py", "experiment.py"),
+    *("clustering.py", "finetune.py", "embedding.py", "pictures.py", "experiment.py", "records.py"),
 )
 TRAINING_PACKAGES = ("tensorflow", "keras", "numpy")
 RESULT_PACKAGES = (*TRAINING_PACKAGES, "scikit-learn", "umap-learn", "scipy")
