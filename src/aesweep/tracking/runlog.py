@@ -48,6 +48,7 @@ class RunLog:
         self.experiment_id = experiment_id
         self.tracking_uri = tracking_uri
         self.metrics = MetricBuffer(client, run_id, tracking_uri)
+        self.sampler = None  # MLflow's system-metrics monitor, while the run lasts
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         values = [Param(k, "None" if v is None else str(v)) for k, v in params.items()]

@@ -103,17 +103,17 @@ class Tracker:
             )
         self.run_id = run.info.run_id
         log = RunLog(self.client, self.run_id, self.tracking_uri, self.experiment_id)
-        monitor = _system_monitor(self.run_id, self.tracking_uri, system_metrics_every)
+        log.sampler = _system_monitor(self.run_id, self.tracking_uri, system_metrics_every)
         try:
             yield log
         except (KeyboardInterrupt, SystemExit):
-            self._end(log, monitor, RunStatus.KILLED)
+            self._end(log, RunStatus.KILLED)
             raise
         except BaseException as err:
             gone = isinstance(err, MlflowException) and server.unreachable(err)
             refused = server.refusal(err)  # mid-run: a permission taken away, say
             reason = f"{type(err).__name__}: {err}"[:5000]
-            self._end(log, monitor, RunStatus.FAILED, reason, lost=gone or refused is not None)
+            self._end(log, RunStatus.FAILED, reason, lost=gone or refused is not None)
             # The server took the run's end (it answered again in time, or let us end it):
             # the job still failed on the tracking server, in one line.
             if refused is not None:
@@ -125,24 +125,16 @@ class Tracker:
                 ) from err
             raise
         else:
-            self._end(log, monitor, RunStatus.FINISHED)
+            self._end(log, RunStatus.FINISHED)
 
-    def _end(
-        self,
-        log: RunLog,
-        monitor,
-        status: int,
-        why: str | None = None,
-        *,
-        lost: bool = False,
-    ):
+    def _end(self, log: RunLog, status: int, why: str | None = None, *, lost: bool = False):
         """End the run with ``status``. If its server does not answer or refuses, leave what
         it did not get (metrics, status, reason) in ``output_dir`` and raise
         TrackingUnavailable or TrackingRefused. ``lost``: the server already failed us."""
         try:
             # A server that already failed us gets one more try each, not a minute.
-            if monitor is not None:
-                monitor.finish()  # its last samples, before the run ends
+            if log.sampler is not None:
+                log.sampler.finish()  # its last samples, before the run ends
             with server.no_retries() if lost else contextlib.nullcontext():
                 if why:
                     log.set_tags({FAILURE_TAG: why})
