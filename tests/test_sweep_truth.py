@@ -58,7 +58,9 @@ class InProcessSweep:
     each job under the parent, the callback's end."""
 
     def __init__(self, workdir, base: list[str], swept: list[str]) -> None:
-        self.workdir, self.base = workdir, [*TINY, f"tracking.uri={_store(workdir)}", *base]
+        # LEAN: these sweeps' tests read tables and tags, not models or t-SNE maps
+        self.workdir = workdir
+        self.base = [*TINY, *LEAN, f"tracking.uri={_store(workdir)}", *base]
         self._init = initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3")
         self._init.__enter__()
         self.config = compose("config", overrides=self.base, return_hydra_config=True)
@@ -278,7 +280,7 @@ def test_a_resume_ends_killed_the_runs_whose_process_is_gone(workdir):
 
 def test_a_search_names_its_best_after_the_metric_its_jobs_returned(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
-    base = compose_config([*TINY, f"tracking.uri={_store(workdir)}"])
+    base = compose_config([*TINY, *LEAN, f"tracking.uri={_store(workdir)}"])
     exp = to_experiment_config(base)
     sweep_dir = workdir / "multirun" / "search"
     parent = SweepParent(exp, sweep_dir=sweep_dir, root=workdir)
