@@ -6,6 +6,7 @@ canonical pixel values 0..255 (as float32) and integer labels of shape ``(n,)``.
 
 from __future__ import annotations
 
+import functools
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -63,7 +64,16 @@ def count(source: str, path: str | None = None, *, allow_pickle: bool = False) -
     file = Path(path).expanduser()
     if file.is_file() and file.suffix == ".npz":
         return _count_npz(file)
-    return len(load_file(path, allow_pickle=allow_pickle)[1])  # a pickle: only loading tells
+    stat = file.stat() if file.is_file() else None
+    # A pickle: only loading tells. The jobs of a sweep check the same file: load it once
+    # per version of its contents.
+    key = (str(file.resolve()), stat and (stat.st_mtime_ns, stat.st_size))
+    return _count_loaded(key, path, allow_pickle)
+
+
+@functools.lru_cache(maxsize=8)
+def _count_loaded(key: tuple, path: str, allow_pickle: bool) -> int:
+    return len(load_file(path, allow_pickle=allow_pickle)[1])
 
 
 def _count_npz(path: Path) -> int:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
 
 log = logging.getLogger(__name__)
 
+RECONSTRUCTED = 10  # the training digits every reconstruction shows, the same at every epoch
+
 
 @dataclass
 class Features:
@@ -37,7 +39,7 @@ class Features:
     test: np.ndarray
     history: History | None = None
     autoencoder: keras.Model | None = None
-    decoded: np.ndarray | None = None  # reconstructions of the first ten training digits
+    decoded: np.ndarray | None = None  # reconstructions of the first RECONSTRUCTED digits
     trained_here: bool = False  # False for a reused autoencoder: nothing new to log
 
     def metrics(self) -> dict[str, float]:
@@ -97,7 +99,7 @@ def compute_features(
         test=encode(encoder, test.x),
         history=history,
         autoencoder=model,
-        decoded=encode(model, train.x[:10]),
+        decoded=encode(model, train.x[:RECONSTRUCTED]),
         trained_here=trained is None,
     )
 
@@ -183,5 +185,5 @@ def _transform(transformer, train: data.Digits, test: data.Digits) -> Features:
     )
     decoded = None
     if train_z.shape[1] < train.x.shape[1] and hasattr(transformer, "inverse_transform"):
-        decoded = transformer.inverse_transform(train_z[:10])
+        decoded = transformer.inverse_transform(train_z[:RECONSTRUCTED])
     return Features(train=train_z, test=test_z, decoded=decoded)

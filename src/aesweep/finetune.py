@@ -38,7 +38,7 @@ from aesweep.clustering import split_scores
 from aesweep.config import FinetuneConfig, FinetuneName, Optimizer
 from aesweep.data import Digits
 from aesweep.errors import TrainingDiverged
-from aesweep.features import Features
+from aesweep.features import RECONSTRUCTED, Features
 from aesweep.training import encode
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ def fine_tune_features(
         train=tuned.train_latents,
         test=test_z,
         # IDEC trained the decoder along: show its reconstructions now; DEC dropped it.
-        decoded=encode(features.autoencoder, train.x[:10])
+        decoded=encode(features.autoencoder, train.x[:RECONSTRUCTED])
         if config.name == FinetuneName.idec
         else features.decoded,
     )

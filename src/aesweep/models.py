@@ -31,44 +31,49 @@ CNN_GRID = 14  # the cnn decoder starts from a 14x14 image
 
 def ffn(latent_dim: int, hidden: str = "relu", output: str = "linear") -> keras.Model:
     """Seed network 1: 784 -> 256 -> latent (``hidden``) -> 256 -> 784."""
+    import keras
     from keras import layers
 
-    inputs = _input((784,), "pixels")
+    inputs = keras.Input(shape=(784,), name="pixels")
     x = layers.Dense(256, activation=hidden, name="enc_dense_256")(inputs)
     latent = layers.Dense(latent_dim, activation=hidden, name="latent")(x)
     return _autoencoder(
-        "ffn", _model(inputs, latent, "encoder"), _ffn_decoder(latent_dim, hidden, output)
+        "ffn", keras.Model(inputs, latent, name="encoder"), _ffn_decoder(latent_dim, hidden, output)
     )
 
 
 def ffn_linear(latent_dim: int, hidden: str = "relu", output: str = "linear") -> keras.Model:
     """Seed network 2: 784 -> 256 -> 100 -> latent (linear) -> 256 -> 784."""
+    import keras
     from keras import layers
 
-    inputs = _input((784,), "pixels")
+    inputs = keras.Input(shape=(784,), name="pixels")
     x = layers.Dense(256, activation=hidden, name="enc_dense_256")(inputs)
     x = layers.Dense(100, activation=hidden, name="enc_dense_100")(x)
     latent = layers.Dense(latent_dim, activation="linear", name="latent")(x)
-    encoder = _model(inputs, latent, "encoder")
+    encoder = keras.Model(inputs, latent, name="encoder")
     return _autoencoder("ffn_linear", encoder, _ffn_decoder(latent_dim, hidden, output))
 
 
 def dec(latent_dim: int, hidden: str = "relu", output: str = "linear") -> keras.Model:
     """The deep-clustering autoencoder: 784-500-500-2000-latent, mirrored."""
+    import keras
     from keras import layers
 
-    inputs = _input((784,), "pixels")
+    from aesweep import kernels  # TensorFlow: see the module's docstring
+
+    inputs = keras.Input(shape=(784,), name="pixels")
     x = inputs
     for i, width in enumerate(DEC_WIDTHS):
         x = layers.Dense(width, activation=hidden, name=f"enc_dense_{i}_{width}")(x)
     latent = layers.Dense(latent_dim, activation="linear", name="latent")(x)
-    encoder = _model(inputs, latent, "encoder")
-    decoder_in = _input((latent_dim,), "latent_in")
+    encoder = keras.Model(inputs, latent, name="encoder")
+    decoder_in = keras.Input(shape=(latent_dim,), name="latent_in")
     x = decoder_in
     for i, width in enumerate(reversed(DEC_WIDTHS)):
         x = layers.Dense(width, activation=hidden, name=f"dec_dense_{i}_{width}")(x)
-    outputs = layers.Dense(784, activation=output, name=_kernels().RECONSTRUCTION_LAYER)(x)
-    return _autoencoder("dec", encoder, _model(decoder_in, outputs, "decoder"))
+    outputs = layers.Dense(784, activation=output, name=kernels.RECONSTRUCTION_LAYER)(x)
+    return _autoencoder("dec", encoder, keras.Model(decoder_in, outputs, name="decoder"))
 
 
 def cnn(
@@ -82,17 +87,19 @@ def cnn(
     ``fast_kernels`` runs the pooling and the decoder with :mod:`aesweep.kernels`' CPU
     formulations (same outputs and gradients); None: wherever they apply (no GPU).
     """
+    import keras
     from keras import layers
 
-    kernels = _kernels()
-    inputs = _input((28, 28, 1), "image")
+    from aesweep import kernels  # TensorFlow: see the module's docstring
+
+    inputs = keras.Input(shape=(28, 28, 1), name="image")
     x = layers.Conv2D(10, 5, strides=1, padding="same", activation=hidden, name="enc_conv")(inputs)
     x = layers.MaxPooling2D(5, strides=1, padding="valid", name=kernels.POOL_LAYER)(x)
     x = layers.Flatten(name="flatten")(x)
     latent = layers.Dense(latent_dim, activation="linear", name="latent")(x)
-    encoder = _model(inputs, latent, "encoder")
+    encoder = keras.Model(inputs, latent, name="encoder")
 
-    decoder_in = _input((latent_dim,), "latent_in")
+    decoder_in = keras.Input(shape=(latent_dim,), name="latent_in")
     x = decoder_in
     if latent_dim != CNN_GRID * CNN_GRID:
         # The seed's decoder reads the latent as a 14x14 image; other sizes are projected.
@@ -104,7 +111,7 @@ def cnn(
     outputs = layers.Conv2D(
         1, 4, padding="same", activation=output, name=kernels.RECONSTRUCTION_LAYER
     )(x)
-    decoder = _model(decoder_in, outputs, "decoder")
+    decoder = keras.Model(decoder_in, outputs, name="decoder")
     if kernels.enabled() if fast_kernels is None else fast_kernels:
         kernels.separable_max_pooling(encoder.get_layer(kernels.POOL_LAYER))
         kernels.upsampling_decoder(decoder)
@@ -112,33 +119,20 @@ def cnn(
 
 
 def _ffn_decoder(latent_dim: int, hidden: str, output: str) -> keras.Model:
+    import keras
     from keras import layers
 
-    inputs = _input((latent_dim,), "latent_in")
+    from aesweep import kernels  # TensorFlow: see the module's docstring
+
+    inputs = keras.Input(shape=(latent_dim,), name="latent_in")
     x = layers.Dense(256, activation=hidden, name="dec_dense_256")(inputs)
-    outputs = layers.Dense(784, activation=output, name=_kernels().RECONSTRUCTION_LAYER)(x)
-    return _model(inputs, outputs, "decoder")
-
-
-def _input(shape: tuple[int, ...], name: str):
-    import keras
-
-    return keras.Input(shape=shape, name=name)
-
-
-def _model(inputs, outputs, name: str) -> keras.Model:
-    import keras
-
-    return keras.Model(inputs, outputs, name=name)
+    outputs = layers.Dense(784, activation=output, name=kernels.RECONSTRUCTION_LAYER)(x)
+    return keras.Model(inputs, outputs, name="decoder")
 
 
 def _autoencoder(arch: str, encoder: keras.Model, decoder: keras.Model) -> keras.Model:
     """image -> ``decoder(encoder(image))``, the two halves as its layers of those names."""
-    inputs = _input(encoder.input_shape[1:], "image")
-    return _model(inputs, decoder(encoder(inputs)), f"{arch}_autoencoder")
+    import keras
 
-
-def _kernels():
-    from aesweep import kernels  # TensorFlow: see the module's docstring
-
-    return kernels
+    inputs = keras.Input(shape=encoder.input_shape[1:], name="image")
+    return keras.Model(inputs, decoder(encoder(inputs)), name=f"{arch}_autoencoder")

@@ -66,7 +66,7 @@ class SweepParent:
             experiment=base.tracking.experiment,
             root=root,
         )
-        self.client = MlflowClient(tracker.tracking_uri)
+        self.client = tracker.client
         sweep_dir = sweep_dir.resolve()
         doing = f"the sweep's parent run in experiment {base.tracking.experiment!r}"
         with server.translate_errors(tracker.tracking_uri, doing):
@@ -122,21 +122,17 @@ class SweepParent:
         # Only the digits of jobs that finished: a failed job's may be unreadable (a bad file).
         finished = [run for run in children if run.info.status == "FINISHED"]
         selections = {run.data.tags.get(SELECTION_TAG, "") for run in finished} - {""}
-        references = {
-            selection_id(selection): pixel_reference(
-                json.loads(selection), n_clusters=self.base.cluster.n_clusters
-            )
-            for selection in sorted(selections)
-        }
+        n_clusters = self.base.cluster.n_clusters
+        readable = {}
+        for selection in sorted(selections):
+            chosen = json.loads(selection)
+            scores = pixel_reference(chosen, n_clusters=n_clusters)
+            readable[selection_id(selection)] = {"selection": chosen, "scores": scores}
         # An artifact, not metrics: metrics named by a selection's hash filled the parent's
         # charts with sections no one could read; the table's reference rows show them.
-        if references:
-            readable = {
-                selection_id(s): {"selection": json.loads(s), "scores": references[selection_id(s)]}
-                for s in sorted(selections)
-            }
+        if readable:
             self.client.log_dict(self.run_id, readable, REFERENCES_ARTIFACT)
-        return references
+        return {selection: entry["scores"] for selection, entry in readable.items()}
 
     def _log_table(self, columns: list[str], rows: list[dict], experiment_id: str) -> None:
         """The summary as an MLflow table (the run's Artifacts tab shows it, and
@@ -156,7 +152,7 @@ class SweepParent:
             return self._review(sweep_dir)
 
     def _review(self, sweep_dir: Path) -> int:
-        sweep = load_sweep(self.client, self.run_id)
+        sweep = load_sweep(self.client, self.run_id, references=False)  # made below
         # Every job has returned: a run still RUNNING lost its process.
         why = "its job ended without ending its run (the process was killed?)"
         changed = self.end_orphans(sweep.children, why)

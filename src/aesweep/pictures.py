@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aesweep import clustering, embedding, figures
+from aesweep.features import RECONSTRUCTED
 from aesweep.names import MAP_ARTIFACT, PANEL_ARTIFACT
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 #: the epochs at which training shows its reconstructions (the last one comes after training)
 RECONSTRUCTION_EPOCHS = (1, 3, 10, 30, 100, 300)
-FIXED_DIGITS = 10  # the training digits every reconstruction shows, the same at every epoch
 
 
 def reconstruction_snapshots(
@@ -31,7 +31,7 @@ def reconstruction_snapshots(
     ``reconstructions`` at that step, at :data:`RECONSTRUCTION_EPOCHS` before the last, so
     that MLflow's step slider shows the decoder learn. One forward pass of ten digits and
     one small figure each: about a tenth of a second, a few times per run."""
-    inputs = digits.x[:FIXED_DIGITS]
+    inputs = digits.x[:RECONSTRUCTED]
 
     def at(epoch: int) -> None:
         if run.enabled and epoch in RECONSTRUCTION_EPOCHS and epoch < epochs:
@@ -102,7 +102,7 @@ class RunPictures:
         if features.decoded is not None:
             # at the last epoch: the step slider's end (0 for PCA, which has no epochs)
             run.log_figure(
-                figures.reconstructions(train.x[:FIXED_DIGITS], features.decoded, title=name),
+                figures.reconstructions(train.x[:RECONSTRUCTED], features.decoded, title=name),
                 "reconstructions",
                 step=features.history.epochs if features.history is not None else 0,
             )

@@ -58,11 +58,11 @@ if TYPE_CHECKING:
 def _references(client: MlflowClient, parent: Run) -> dict[str, dict[str, float]]:
     """The parent's pixel references (its :data:`REFERENCES_ARTIFACT`): selection id ->
     scores; none before its review logged them."""
-    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    if REFERENCES_ARTIFACT not in names:
-        return {}
     with tempfile.TemporaryDirectory() as folder:
-        path = client.download_artifacts(parent.info.run_id, REFERENCES_ARTIFACT, folder)
+        try:
+            path = client.download_artifacts(parent.info.run_id, REFERENCES_ARTIFACT, folder)
+        except (mlflow.exceptions.MlflowException, OSError):
+            return {}  # a sweep still running, or one whose review failed before them
         saved = json.loads(Path(path).read_text())
     return {selection: entry["scores"] for selection, entry in saved.items()}
 
@@ -111,9 +111,10 @@ def selection_id(selection_json: str) -> str:
     return hashlib.sha256(selection_json.encode()).hexdigest()[:8] if selection_json else ""
 
 
-def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
+def load_sweep(client: MlflowClient, parent_run_id: str, *, references: bool = True) -> Sweep:
     """Read a sweep's parent, children and pixel references back from MLflow, and the jobs
-    that never reached it from the sweep's folder (where that folder still exists)."""
+    that never reached it from the sweep's folder (where that folder still exists).
+    ``references=False``: not the references (the review computes them anew)."""
     parent = client.get_run(parent_run_id)
     children = child_runs(client, parent)
     sweep_dir = parent.data.tags.get(SWEEP_DIR_TAG)
@@ -121,7 +122,8 @@ def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
     if sweep_dir:
         recorded = {run.data.tags.get(JOB_DIR_TAG) for run in children}
         unrecorded = unrecorded_jobs(Path(sweep_dir), recorded, since=parent.info.start_time)
-    return Sweep(parent, children, _references(client, parent), unrecorded)
+    found = _references(client, parent) if references else {}
+    return Sweep(parent, children, found, unrecorded)
 
 
 def child_runs(client: MlflowClient, parent: Run) -> list[Run]:

@@ -31,17 +31,29 @@ def resolve(key: str, path: object) -> Any:
     """
     if not isinstance(path, str) or "." not in path:
         raise InputError(f"{key}={path!r} must be a dotted path such as package.module.function")
-    module_name, _, attribute = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise InputError(
-            f"{key}={path!r} cannot be imported ({err}); is its module on the Python path?"
-        ) from err
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise InputError(f"{key}={path!r}: module {module_name} has no {attribute!r}") from None
+    parts = path.split(".")
+    # The longest prefix that is a module is the module, the rest attributes of it: how
+    # Hydra's instantiate reads a path (package.module.Class.factory too).
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            found = importlib.import_module(module_name)
+            break
+        except ModuleNotFoundError as err:
+            if err.name == module_name and cut > 1:
+                continue  # no module of that name: the one above, then an attribute
+            raise InputError(
+                f"{key}={path!r} cannot be imported ({err}); is its module on the Python path?"
+            ) from err
+        except ImportError as err:
+            raise InputError(f"{key}={path!r} cannot be imported ({err})") from err
+    owner = f"module {module_name}"
+    for attribute in parts[cut:]:
+        if not hasattr(found, attribute):
+            raise InputError(f"{key}={path!r}: {owner} has no {attribute!r}")
+        found = getattr(found, attribute)
+        owner = f"{owner.removeprefix('module ')}.{attribute}"
+    return found
 
 
 def check_call(key: str, config: Mapping[str, Any]) -> Any:

@@ -12,26 +12,13 @@ MLflow's process-wide "active run".
 - :mod:`~aesweep.tracking.lookups`: the look-ups behind resume and reuse, and stale runs
 """
 
-from aesweep.tracking.buffer import FLUSH_SECONDS, MetricBuffer
-from aesweep.tracking.lookups import end_run, process_gone, process_tags
-from aesweep.tracking.runlog import CURVES, NullRunLog, RunLog
-from aesweep.tracking.store import (
-    EXPERIMENT_KIND_TAG,
-    UI_RUNS_VIEW,
-    chart_link,
-    code_tags,
-    ensure_experiment,
-    flatten,
-    resolve_tracking_uri,
-    ui_link,
-)
+from aesweep.tracking.buffer import MetricBuffer
+from aesweep.tracking.lookups import end_run, process_tags
+from aesweep.tracking.runlog import NullRunLog, RunLog
+from aesweep.tracking.store import chart_link, code_tags, flatten, resolve_tracking_uri, ui_link
 from aesweep.tracking.tracker import NullTracker, Tracker
 
 __all__ = [
-    "CURVES",
-    "EXPERIMENT_KIND_TAG",
-    "FLUSH_SECONDS",
-    "UI_RUNS_VIEW",
     "MetricBuffer",
     "NullRunLog",
     "NullTracker",
@@ -40,9 +27,7 @@ __all__ = [
     "chart_link",
     "code_tags",
     "end_run",
-    "ensure_experiment",
     "flatten",
-    "process_gone",
     "process_tags",
     "resolve_tracking_uri",
     "ui_link",

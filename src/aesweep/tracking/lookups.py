@@ -77,17 +77,16 @@ def end_stale_runs(client: MlflowClient, experiment_id: str, tag: str, value: st
     for run in search(client, experiment_id, where, 100):
         tags = run.data.tags
         parent_id = tags.get("mlflow.parentRunId")
-        parent_ended = parent_id is not None and _ended(client, parent_id)
+        parent = _run_or_none(client, parent_id) if parent_id is not None else None
+        parent_ended = parent_id is not None and (parent is None or parent.info.status != "RUNNING")
         if not (parent_ended or process_gone(tags)):
             continue  # it may still be running, on another machine say
         _end_killed(client, run, "ended KILLED by a resume")
         ended.append(run.info.run_id)
-        if parent_id is not None and not parent_ended:
-            # The whole sweep was killed (kill -9 of its command): its parent too.
-            parent = client.get_run(parent_id)
-            if process_gone(parent.data.tags):
-                _end_killed(client, parent, "ended KILLED by a resume of one of its jobs")
-                ended.append(parent_id)
+        # The whole sweep was killed (kill -9 of its command): its parent too.
+        if parent is not None and not parent_ended and process_gone(parent.data.tags):
+            _end_killed(client, parent, "ended KILLED by a resume of one of its jobs")
+            ended.append(parent_id)
     return ended
 
 
@@ -99,9 +98,9 @@ def _end_killed(client: MlflowClient, run: Run, how: str) -> None:
     log.warning("run %s was left RUNNING: %s", run.info.run_id, why)
 
 
-def _ended(client: MlflowClient, run_id: str) -> bool:
-    """True if run ``run_id`` is no longer RUNNING (or was deleted)."""
+def _run_or_none(client: MlflowClient, run_id: str) -> Run | None:
+    """Run ``run_id``, or None where it was deleted (it then counts as ended)."""
     try:
-        return client.get_run(run_id).info.status != "RUNNING"
+        return client.get_run(run_id)
     except MlflowException:
-        return True
+        return None

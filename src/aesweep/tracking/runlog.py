@@ -27,11 +27,11 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from aesweep import server
 from aesweep.names import MODEL_FROM_TAG, MODEL_URI_TAG
-from aesweep.tracking.buffer import MetricBuffer
+from aesweep.tracking.buffer import EPOCH_METRICS, MetricBuffer
 
 log = logging.getLogger(__name__)
 
-CURVES = ("train/loss", "val/loss")  # the per-epoch metrics
+CURVES = tuple(EPOCH_METRICS.values())  # the per-epoch metrics: train/loss, val/loss
 FIGURE_DPI = 100  # matplotlib's default: a latent grid is about 1,000 x 1,400 pixels
 
 
@@ -181,8 +181,6 @@ class NullRunLog:
     """What a run records when tracking is off: nothing."""
 
     enabled = False
-    tracking_uri: str | None = None
-    run_id: str | None = None
 
     def __getattr__(self, name: str):
         # RunLog's log_params, log_metrics, log_figure, ...: accepted, nothing recorded.

@@ -34,9 +34,10 @@ class Tracker:
         experiment_id: str,
         experiment: str = "",
         output_dir: Path | None = None,
+        client: MlflowClient | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri)
+        self.client = client or MlflowClient(tracking_uri)
         self.experiment_id = experiment_id
         self.experiment = experiment or experiment_id  # its name, for messages
         self.output_dir = output_dir  # where metrics the server never got are left
@@ -64,13 +65,15 @@ class Tracker:
             return NullTracker()
         tracking_uri = resolve_tracking_uri(uri, root)
         server.prepare(tracking_uri)
+        client = MlflowClient(tracking_uri)
         with server.translate_errors(tracking_uri, f"the lookup of experiment {experiment!r}"):
-            experiment_id = ensure_experiment(MlflowClient(tracking_uri), experiment, root=root)
+            experiment_id = ensure_experiment(client, experiment, root=root)
         return cls(
             tracking_uri=tracking_uri,
             experiment_id=experiment_id,
             experiment=experiment,
             output_dir=output_dir or root,
+            client=client,
         )
 
     @contextlib.contextmanager
