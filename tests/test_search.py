@@ -7,17 +7,24 @@ study), and a bad space once.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import math
 import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import optuna
 import pytest
-from conftest import CONF_DIR, TINY, compose_config, run_cli, store_runs
+import requests
+from conftest import CONF_DIR, TINY, compose_config, free_port, run_cli, store_runs, wait_for
 from conftest import summary_rows as summary_file_rows
 from hydra import compose, initialize_config_dir
 from matplotlib.figure import Figure
@@ -27,7 +34,8 @@ from optuna.trial import TrialState
 from aesweep import figures, search
 from aesweep.config import to_experiment_config
 from aesweep.errors import InputError
-from aesweep.names import SEARCH_FILE
+from aesweep.names import SEARCH_FILE, SUMMARY_TABLE, TRIAL_ENV
+from aesweep.studies import RETRY_ATTR, StudyWorker
 from aesweep.summary import JobRecord, summary_rows, to_csv, to_markdown
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -162,7 +170,7 @@ class FakeLauncher:
         return search.JobOutcome(1 - abs(math.log10(lr) + 2.5))
 
 
-def _run(study, launcher, tmp_path, *, n_trials, n_jobs=1, replay=False):
+def _run(study, launcher, tmp_path, *, n_trials, n_jobs=1):
     space, fixed = search.parse_space({"lr": "tag(log, interval(0.0001, 0.1))"}, ["debug=tiny"])
 
     def check(overrides):
@@ -178,14 +186,13 @@ def _run(study, launcher, tmp_path, *, n_trials, n_jobs=1, replay=False):
         space=search.describe_space(space),
     )
     return search.run_search(
-        study,
+        StudyWorker(study, shared=False, created=True),
         space,
         fixed,
         n_trials=n_trials,
         n_jobs=n_jobs,
         launch=launcher,
         check=check,
-        replay=replay,
         record=record,
         sweep_dir=tmp_path,
     )
@@ -196,9 +203,11 @@ def test_run_search_batches_trials_and_tells_failures(tmp_path):
     launcher = FakeLauncher()
     record = _run(study, launcher, tmp_path, n_trials=7, n_jobs=3)
     assert [len(batch) for batch in launcher.batches] == [3, 3, 1]
-    assert all(
-        job[0] == "debug=tiny" and job[1].startswith("lr=") for b in launcher.batches for job in b
-    )
+    jobs = [job for batch in launcher.batches for job in batch]
+    assert all(job[0] == "debug=tiny" and job[1].startswith("lr=") for job in jobs)
+    # each job is told its trial number, for its run's tag
+    numbers = [int(job[2].removeprefix(f"++hydra.job.env_set.{TRIAL_ENV}=")) for job in jobs]
+    assert sorted(numbers) == [t.number for t in study.trials if t.state != TrialState.PRUNED]
     finished = [t for t in study.trials if search.counts_towards_budget(t)]
     assert len(finished) == 7
     for trial in finished:  # each value as the job gave it; a NaN is a FAIL with its reason
@@ -212,27 +221,80 @@ def test_run_search_batches_trials_and_tells_failures(tmp_path):
     assert [t.number for t in record.trials] == [t.number for t in finished]
 
 
-def test_rerun_counts_finished_trials_retries_interrupted_ones_and_replays(tmp_path):
+def test_rerun_counts_finished_trials_and_runs_a_killed_searchs_trial_again(tmp_path):
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
     _run(study, FakeLauncher(), tmp_path, n_trials=2)
     cut_short = study.ask({"lr": FloatDistribution(0.0001, 0.1, log=True)})  # then killed
     launcher = FakeLauncher()
-    record = _run(study, launcher, tmp_path, n_trials=4, replay=True)
-    replayed, *new = launcher.batches
-    assert len(replayed) == 2 and [len(b) for b in new] == [1, 1]
-    assert new[0][0][-1] == f"lr={cut_short.params['lr']}"  # the interrupted trial first
+    record = _run(study, launcher, tmp_path, n_trials=4)
+    assert [len(b) for b in launcher.batches] == [1, 1]  # no finished trial runs again
+    assert launcher.batches[0][0][1] == f"lr={cut_short.params['lr']}"  # the killed one first
     states = {t.number: t.state for t in study.trials}
     assert states[cut_short.number] == TrialState.FAIL
-    retry = next(t for t in study.trials if t.user_attrs.get(search.RETRY_ATTR) is not None)
-    assert retry.user_attrs[search.RETRY_ATTR] == cut_short.number
+    retry = next(t for t in study.trials if t.user_attrs.get(RETRY_ATTR) is not None)
+    assert retry.user_attrs[RETRY_ATTR] == cut_short.number
     assert retry.params == cut_short.params and retry.state == TrialState.COMPLETE
     assert sum(search.counts_towards_budget(t) for t in study.trials) == 4
     assert cut_short.number not in {t.number for t in record.trials}
-    assert all(t.overrides is not None for t in record.trials)  # all launched by this run
-    # Nothing left to do: a rerun launches only the replays.
+    assert len(record.trials) == 4 and all(t.overrides is not None for t in record.trials)
+    # Nothing left to do: a rerun launches nothing, and reviews the study.
     launcher = FakeLauncher()
-    _run(study, launcher, tmp_path, n_trials=4, replay=False)
-    assert launcher.batches == []
+    record = _run(study, launcher, tmp_path, n_trials=4)
+    assert launcher.batches == [] and record.closes_parent
+
+
+def _other_workers_trial(study: optuna.Study, host: str) -> optuna.Trial:
+    """A trial asked by a worker on ``host`` (its process is not one this machine knows)."""
+    trial = study.ask({"lr": FloatDistribution(0.0001, 0.1, log=True)})
+    attrs = {"aesweep.worker": f"{host}:1:x", "aesweep.host": host, "aesweep.pid": "1"}
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    return trial
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")
+def test_a_trial_whose_heartbeat_stops_runs_again_and_its_run_is_ended(tmp_path):
+    """On a database, another machine's worker is noticed as stopped by its heartbeat."""
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=1
+    )
+    study = optuna.create_study(storage=storage, direction="maximize")
+    worker = StudyWorker(study, shared=True, created=True, heartbeat_interval=1, grace_period=1)
+    storage.heartbeat_stale_trial_callback = lambda s, t: worker._run_again(t, "no heartbeat")
+    stopped = []
+    worker.on_stopped = lambda trial, why: stopped.append((trial.number, why))
+    beating = _other_workers_trial(study, "elsewhere")
+    storage.record_heartbeat(beating._trial_id)  # then its machine is lost
+    live = _other_workers_trial(study, "elsewhere")
+    worker.reap()
+    assert stopped == []  # within its grace period, and the other one never beat: left alone
+    wait_for(lambda: worker.reap() or stopped, what="the stale trial noticed", poll=0.5)
+    assert stopped == [(beating.number, "no heartbeat")]
+    states = {t.number: t.state for t in study.trials}
+    assert states[beating.number] == TrialState.FAIL and states[live.number] == TrialState.RUNNING
+    retry = study.ask({"lr": FloatDistribution(0.0001, 0.1, log=True)})  # the next free worker's
+    assert retry.user_attrs[RETRY_ATTR] == beating.number and retry.params == beating.params
+
+
+def test_a_worker_on_this_machine_whose_process_is_gone_is_noticed_at_once():
+    study = optuna.create_study(direction="maximize")
+    worker = StudyWorker(study, shared=True, created=True)
+    gone = _other_workers_trial(study, socket.gethostname())
+    gone.set_user_attr("aesweep.pid", str(_dead_pid()))
+    alive = _other_workers_trial(study, socket.gethostname())
+    alive.set_user_attr("aesweep.pid", str(os.getpid()))  # this very process: alive
+    alive.set_user_attr("aesweep.worker", "another worker in this process")
+    worker.reap()
+    states = {t.number: t.state for t in study.trials}
+    assert states[gone.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
+    assert worker.others_running()  # the live one: an interrupted worker leaves the parent open
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
 
 
 # --- The table and the figures -----------------------------------------------------------
@@ -329,65 +391,110 @@ def tiny_search(tmp_path_factory, empty_store):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("tiny_search")
-def test_tiny_search_has_a_parent_three_children_and_the_best_recorded(tiny_search):
+def test_tiny_search_has_one_parent_three_children_and_the_best_recorded(tiny_search):
     cwd, result = tiny_search
-    client, (first, second), children = _runs(cwd)
-    assert len(children[first.info.run_id]) == 1 and len(children[second.info.run_id]) == 3
-    trials = children[second.info.run_id]
-    assert all(r.info.status == "FINISHED" for r in trials)
-    assert second.info.status == "FINISHED"
-    # Equal accuracies are likely on 100 digits: the best is the first trial of the best.
+    client, [parent], children = _runs(cwd)  # the second command reopened the study's parent
+    trials = children[parent.info.run_id]
+    assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
+    assert parent.info.status == "FINISHED"
     by_trial = {int(r.data.tags["aesweep.trial"]): r for r in trials}
+    assert sorted(by_trial) == [0, 1, 2]  # each job tagged with its own trial, once
+    # Equal accuracies are likely on 100 digits: the best is the first trial of the best.
     best_value = max(r.data.metrics["test/acc"] for r in trials)
     best_trial = min(n for n, r in by_trial.items() if r.data.metrics["test/acc"] == best_value)
     best = by_trial[best_trial]
-    assert second.data.metrics["best/test_acc"] == best_value
-    assert second.data.metrics["best/trial"] == best_trial
-    assert second.data.params["best.latent_dim"] == best.data.params["latent_dim"]
-    assert second.data.params["search.space.latent_dim"] == "int(interval(2,16))"
-    figures_logged = {a.path for a in client.list_artifacts(second.info.run_id, "figures")}
+    assert parent.data.metrics["best/test_acc"] == best_value
+    assert parent.data.metrics["best/trial"] == best_trial
+    assert parent.data.tags["best.latent_dim"] == best.data.params["latent_dim"]
+    assert parent.data.params["search.space.latent_dim"] == "int(interval(2,16))"
+    budgets = client.get_metric_history(parent.info.run_id, "search/n_trials")
+    assert [m.value for m in budgets] == [1, 3]  # reviewed after each command
+    figures_logged = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
     assert {"figures/search_history.png", "figures/search_params.png"} <= figures_logged
     output = result.stdout + result.stderr
-    assert "best so far: trial" in output
-    # the joblib launcher ran the trials in pairs, each job on one of the 2 cores' worth
+    assert "best so far: trial" in output and "1 of 3 trials done before this run" in output
+    # the joblib launcher ran the second command's trials in pairs, each on half the cores
     cores = os.cpu_count() or 1
     assert f"2 trials at a time: train.threads={max(1, cores // 2)} each" in output
-    new = [r for r in trials if "aesweep.resumed_from" not in r.data.tags]  # trained here
-    assert len(new) == 2
-    assert {r.data.params["train.threads"] for r in new} == {str(max(1, cores // 2))}
+    assert {by_trial[n].data.params["train.threads"] for n in (1, 2)} == {str(max(1, cores // 2))}
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("tiny_search")
-def test_rerun_continues_the_study_and_reuses_the_finished_trial(tiny_search):
+def test_rerun_continues_the_study_and_its_table_lists_it_once(tiny_search, monkeypatch):
     cwd, _ = tiny_search
-    _, (first, second), children = _runs(cwd)
-    study_name = first.data.params["search.study"]
-    assert second.data.params["search.study"] == study_name
+    client, [parent], children = _runs(cwd)
+    study_name = parent.data.params["search.study"]
     study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{cwd / 'optuna.db'}")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
-    [earlier] = children[first.info.run_id]
-    reused = [r for r in children[second.info.run_id] if r.data.tags.get("aesweep.resumed_from")]
-    assert [r.data.tags["aesweep.resumed_from"] for r in reused] == [earlier.info.run_id]
-    assert reused[0].data.tags["aesweep.trial"] == earlier.data.tags["aesweep.trial"]
+    # The table, reviewed twice, holds each trial once: the second review replaced the first.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", parent.info.experiment_id)
+    table = mlflow.load_table(SUMMARY_TABLE, run_ids=[parent.info.run_id])
+    jobs = table[table["run_id"].notna()]
+    assert sorted(jobs["run_id"]) == sorted(r.info.run_id for r in children[parent.info.run_id])
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("tiny_search")
 def test_search_summary_ranks_the_trials_best_first(tiny_search):
-    cwd, _ = tiny_search
-    _, (_, second), children = _runs(cwd)
-    sweep_dir = Path(second.data.tags["aesweep.sweep_dir"])
+    cwd, result = tiny_search
+    _, [parent], children = _runs(cwd)
+    sweep_dir = cwd / result.stdout.split("Sweep summary (")[1].split("/summary.md")[0]
     rows = summary_file_rows(sweep_dir)
     assert list(rows[0])[:3] == ["trial", "arch", "latent_dim"]
     jobs, reference = rows[:-1], rows[-1]
     assert reference["arch"] == "pixels (reference)"
     accs = [float(row["test/acc"]) for row in jobs]
     assert accs == sorted(accs, reverse=True)
-    tagged = {r.data.tags["aesweep.trial"] for r in children[second.info.run_id]}
+    tagged = {r.data.tags["aesweep.trial"] for r in children[parent.info.run_id]}
     assert {row["trial"] for row in jobs} == tagged
     record = json.loads((sweep_dir / SEARCH_FILE).read_text())
     assert sorted(str(t["number"]) for t in record["trials"]) == sorted(tagged)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("tiny_search")
+def test_optuna_dashboard_shows_the_study(tiny_search):
+    """docs/search.md's command to watch a study live, on the study the search made."""
+    cwd, _ = tiny_search
+    port = free_port()
+    dashboard = subprocess.Popen(
+        [Path(sys.executable).parent / "optuna-dashboard", "sqlite:///optuna.db"]
+        + ["--port", str(port), "--quiet"],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def studies():
+            with contextlib.suppress(requests.ConnectionError):
+                return requests.get(f"http://127.0.0.1:{port}/api/studies", timeout=5).json()
+
+        listed = wait_for(studies, what="optuna-dashboard's answer", process=dashboard)
+        [study] = listed["study_summaries"]
+        assert study["study_name"].startswith("search-") and study["directions"] == ["maximize"]
+        url = f"http://127.0.0.1:{port}/api/studies/{study['study_id']}"
+        trials = requests.get(url, timeout=30).json()["trials"]
+        assert [trial["state"] for trial in trials] == ["Complete"] * 3
+    finally:
+        dashboard.terminate()
+        dashboard.wait()
+
+
+@pytest.mark.slow
+def test_a_second_worker_on_a_sqlite_study_is_refused_with_one_line(workdir):
+    with open(workdir / "optuna.db", "ab") as held:  # as the first worker holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = run_cli(["-m", *TINY_SEARCH, "hydra.sweeper.n_trials=1"], cwd=workdir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output
+    line = next(line for line in output.splitlines() if "SQLite takes one at a time" in line)
+    assert "hydra.sweeper.storage=sqlite:///" in line and "hydra.sweeper.storage=optuna.log" in line
+    assert "postgresql+psycopg2://" in line
+    _, parents, _ = _runs(workdir)
+    assert parents == []  # refused before it opened anything
 
 
 @pytest.mark.slow

@@ -38,6 +38,7 @@ from aesweep.parent import SweepParent
 from aesweep.review import Sweep, load_sweep, sweep_figures
 from aesweep.search import JobOutcome
 from aesweep.search_record import SearchRecord
+from aesweep.studies import StudyWorker
 from aesweep.summary import REFERENCE_NAME, JobValue
 from aesweep.sweep import MlflowSweepCallback
 from aesweep.tracking import Tracker, process_tags
@@ -293,14 +294,13 @@ def test_a_search_names_its_best_after_the_metric_its_jobs_returned(workdir, mon
 
     record = SearchRecord("s", None, "maximize", {}, 1, search.describe_space(space))
     search.run_search(
-        optuna.create_study(direction="maximize"),
+        StudyWorker(optuna.create_study(direction="maximize"), shared=False, created=True),
         space,
         fixed,
         n_trials=1,
         n_jobs=1,
         launch=launch,
         check=lambda overrides: None,
-        replay=False,
         record=record,
         sweep_dir=sweep_dir,
     )

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import psycopg2
 import pytest
 import requests
@@ -40,8 +41,9 @@ from conftest import (
 from mlflow import MlflowClient
 
 import report
-from aesweep import server
+from aesweep import search, server
 from aesweep.errors import TrackingRefused
+from aesweep.studies import RETRY_ATTR
 from aesweep.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -451,6 +453,92 @@ def test_the_team_sweep_is_stored_in_postgresql(team_server, team_sweep, tmp_pat
         ]:
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "test/acc" in child.data.metrics
+
+
+# ---------------------------------------------------------------- search workers
+
+#: one study of 9 tiny trials: the seed's FFN, two epochs on 200 digits, a latent size drawn
+WORKER_TRIALS = 9
+HEARTBEAT, GRACE = 1, 3  # seconds: a killed worker's trial is noticed within 4
+
+
+def study_database(team_server: TeamServer) -> str:
+    """A new database ``optuna`` beside the team server's, as SQLAlchemy's URL with psycopg2."""
+    connection = psycopg2.connect(team_server.database.rsplit("/", 1)[0] + "/postgres")
+    connection.autocommit = True
+    with contextlib.closing(connection), connection.cursor() as cursor:
+        cursor.execute("CREATE DATABASE optuna")
+    base = team_server.database.rsplit("/", 1)[0]
+    return base.replace("postgresql://", "postgresql+psycopg2://") + "/optuna"
+
+
+@pytest.mark.xdist_group("team_server")
+def test_three_workers_share_one_study_and_a_killed_ones_trial_runs_again(team_server, tmp_path):
+    if team_server.database is None:
+        pytest.skip("no PostgreSQL here: apt-get install postgresql, as .ci/run does")
+    storage = study_database(team_server)
+    command = ["-m", "hparams_search=optuna", *TINY, *LEAN, "train.threads=1"]
+    command += ["hydra.sweeper.params=null", "arch=ffn", "latent_dim=int(interval(2,16))"]
+    command += [f"hydra.sweeper.n_trials={WORKER_TRIALS}", "hydra.sweeper.study_name=shared"]
+    command += [f"hydra.sweeper.storage={storage}", f"hydra.sweeper.heartbeat_interval={HEARTBEAT}"]
+    command += [f"hydra.sweeper.grace_period={GRACE}"]
+    command += [f"tracking.uri={team_server.url}", "tracking.experiment=workers"]
+    folders = [tmp_path / f"machine{i}" for i in range(3)]  # as if on three machines
+    for folder in folders:
+        folder.mkdir()
+    workers = [BackgroundCli(command, folder, env=login("alice")) for folder in folders]
+    victim = workers[0].process
+
+    def victims_running_run():
+        with logged_in("alice"):
+            runs = experiment_runs(team_server.url, "workers")
+        return next(
+            (
+                r
+                for r in runs
+                if r.info.status == "RUNNING"
+                and r.data.tags.get("aesweep.pid") == str(victim.pid)
+                and "aesweep.trial" in r.data.tags  # a trial's, not the parent it created
+            ),
+            None,
+        )
+
+    killed_run = wait_for(victims_running_run, what="a trial of the first worker", process=victim)
+    victim.send_signal(signal.SIGKILL)  # mid-trial: its run and its trial are left RUNNING
+    killed_at = time.time()
+    victim.wait()
+    outputs = [worker.finish(timeout=600) for worker in workers[1:]]
+    for worker, output in zip(workers[1:], outputs, strict=True):
+        assert worker.process.returncode == 0, output[-3000:]
+        assert "Traceback" not in output and "Error" not in output, output[-3000:]
+    Path(os.environ.get("AESWEEP_WORKER_LOG", os.devnull)).write_text("\n=====\n".join(outputs))
+
+    study = optuna.load_study(study_name="shared", storage=storage)
+    counted = [t for t in study.trials if search.counts_towards_budget(t)]
+    assert len(counted) == WORKER_TRIALS and all(t.state.name == "COMPLETE" for t in counted)
+    trial = int(killed_run.data.tags["aesweep.trial"])
+    [dead] = [t for t in study.trials if t.number == trial]
+    assert dead.state.name == "FAIL" and dead.user_attrs["aesweep.pid"] == str(victim.pid)
+    noticed = dead.datetime_complete.timestamp() - killed_at
+    assert noticed <= HEARTBEAT + GRACE + 2, f"noticed {noticed:.1f} s after the kill"
+    [retry] = [t for t in study.trials if t.user_attrs.get(RETRY_ATTR) == trial]
+    assert retry.state.name == "COMPLETE" and retry.params == dead.params
+
+    with logged_in("alice"):
+        runs = experiment_runs(team_server.url, "workers")
+    [parent] = [r for r in runs if r.data.tags.get("aesweep.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    assert parent.info.status == "FINISHED" and len(finished) == WORKER_TRIALS
+    numbers = sorted(int(r.data.tags["aesweep.trial"]) for r in finished)
+    assert numbers == sorted(t.number for t in counted)  # each trial once, none twice
+    [killed] = [r for r in children if r.info.status == "KILLED"]
+    assert killed.info.run_id == killed_run.info.run_id
+    assert f"trial {trial}:" in killed.data.tags["failure_reason"]
+    assert parent.data.metrics["search/trials"] == WORKER_TRIALS
+    # one of the two workers told the study's last trial, and reviewed the whole study
+    assert sum("Sweep summary" in output for output in outputs) == 1, outputs
+    assert sum("ran on another worker" in output for output in outputs) == 1
 
 
 # ---------------------------------------------------------------- outages

@@ -40,4 +40,6 @@ PARENT_FILE = "mlflow_parent_run.json"  # how jobs find their parent
 SEARCH_FILE = "search.json"  # a search's study and trials (aesweep.search_record)
 FAILURE_FILE = "aesweep_failure.txt"  # in a job's folder: the one line a failed job ended on
 
+TRIAL_ENV = "AESWEEP_TRIAL"  # in a search's job (hydra.job.env_set): its Optuna trial number
+
 SEARCH_SWEEPER = "AesweepOptunaSweeper"  # hydra/sweeper=aesweep_optuna (hparams_search=optuna)

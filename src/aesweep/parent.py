@@ -15,8 +15,10 @@ import logging
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
@@ -24,7 +26,6 @@ from mlflow.exceptions import MlflowException
 from aesweep import figures, server
 from aesweep.config import ExperimentConfig
 from aesweep.names import (
-    OVERRIDES_TAG,
     PARENT_FILE,
     REFERENCES_ARTIFACT,
     ROLE_TAG,
@@ -43,7 +44,7 @@ from aesweep.review import (
     selection_id,
     sweep_figures,
 )
-from aesweep.search_record import SearchRecord
+from aesweep.search_record import SearchRecord, describe_storage
 from aesweep.summary import RUN_ID, to_csv, to_markdown, to_table
 from aesweep.tracking import Tracker, chart_link, code_tags, end_run, process_tags, ui_link
 
@@ -53,11 +54,32 @@ log = logging.getLogger(__name__)
 class SweepParent:
     """One sweep's parent run; ``run_id`` is what its jobs nest under."""
 
-    def __init__(self, base: ExperimentConfig, *, sweep_dir: Path, root: Path) -> None:
+    _opened: dict[Path, SweepParent] = {}  # noqa: RUF012 - this process's, by sweep folder
+
+    @classmethod
+    def opened(cls, sweep_dir: Path) -> SweepParent | None:
+        """The parent this process opened for ``sweep_dir`` (a search's sweeper opens it;
+        the sweep's callback reviews it), or None."""
+        return cls._opened.get(Path(sweep_dir).resolve())
+
+    def __init__(
+        self,
+        base: ExperimentConfig,
+        *,
+        sweep_dir: Path,
+        root: Path,
+        study: str | None = None,
+        join: bool = False,
+        wait_for_study_parent: float = 0.0,
+    ) -> None:
         """Open the parent run and leave its id in ``sweep_dir`` for the jobs to find.
 
         ``base`` is the sweep's config before its overrides (where to record, how to
-        cluster the references); ``root`` is where the default store lives.
+        cluster the references); ``root`` is where the default store lives. A search's
+        ``study`` has one parent run whichever worker and command run its trials: the
+        worker that created the study creates it, the others (``join``, and later
+        commands) find it by its :data:`SEARCH_TAG` and reopen it, waiting up to
+        ``wait_for_study_parent`` seconds for the worker that is creating it.
         """
         self.base = base
         tracker = Tracker.connect(
@@ -67,23 +89,25 @@ class SweepParent:
             root=root,
         )
         self.client = tracker.client
+        #: whether other workers still need the parent when this process exits
+        self.needed_elsewhere: Callable[[], bool] = lambda: False
         sweep_dir = sweep_dir.resolve()
         doing = f"the sweep's parent run in experiment {base.tracking.experiment!r}"
         with server.translate_errors(tracker.tracking_uri, doing):
-            run = self.client.create_run(
-                tracker.experiment_id,
-                run_name=f"sweep-{sweep_dir.parent.name}-{sweep_dir.name}",
-                tags={
-                    ROLE_TAG: "sweep",
-                    "aesweep.command": shlex.join(["python", *sys.argv]),
-                    SWEEP_DIR_TAG: str(sweep_dir),
-                    **code_tags(),
-                    **process_tags(),
-                },
-            )
-        self.run_id = run.info.run_id
+            found = None
+            if study is not None and join:
+                found = study_parent(
+                    self.client, tracker.experiment_id, study, wait=wait_for_study_parent
+                )
+            if found is not None:
+                self.run_id = found.info.run_id
+                if found.info.status != "RUNNING":  # a later command: the study goes on
+                    self.client.update_run(self.run_id, status="RUNNING")
+            else:
+                self.run_id = self._create(tracker.experiment_id, sweep_dir, study)
         # Ctrl-C, SIGTERM or a crash skip the review: the parent must not stay RUNNING.
         atexit.register(self._end_if_running)
+        self._opened[sweep_dir] = self
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(
             json.dumps({"run_id": self.run_id, "tracking_uri": tracker.tracking_uri})
@@ -91,11 +115,26 @@ class SweepParent:
         link = ui_link(tracker.tracking_uri, tracker.experiment_id, self.run_id)
         log.info("Sweep parent run: %s", link)
 
+    def _create(self, experiment_id: str, sweep_dir: Path, study: str | None) -> str:
+        run = self.client.create_run(
+            experiment_id,
+            run_name=f"sweep-{sweep_dir.parent.name}-{sweep_dir.name}",
+            tags={
+                ROLE_TAG: "sweep",
+                "aesweep.command": shlex.join(["python", *sys.argv]),
+                SWEEP_DIR_TAG: str(sweep_dir),
+                **({SEARCH_TAG: study} if study else {}),
+                **code_tags(),
+                **process_tags(),
+            },
+        )
+        return run.info.run_id
+
     def _end_if_running(self) -> None:
         # At exit, a server that is gone gets one try, not a minute of retries.
         with server.no_retries(), contextlib.suppress(MlflowException):
             parent = self.client.get_run(self.run_id)
-            if parent.info.status == "RUNNING":
+            if parent.info.status == "RUNNING" and not self.needed_elsewhere():
                 why = "the sweep ended (interrupted or killed) while this job ran"
                 self.end_orphans(child_runs(self.client, parent), why)
                 self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.KILLED))
@@ -107,6 +146,18 @@ class SweepParent:
         for run in orphans:
             end_run(self.client, run.info.run_id, RunStatus.KILLED, why)
         return len(orphans)
+
+    def end_trial_runs(self, trial: int, why: str) -> None:
+        """End KILLED, with ``why``, the RUNNING runs of search trial ``trial`` (its worker
+        stopped: the study runs the trial again)."""
+        runs = self.client.search_runs(
+            [self.client.get_run(self.run_id).info.experiment_id],
+            filter_string=(
+                f"tags.mlflow.parentRunId = '{self.run_id}' and "
+                f"tags.`{TRIAL_TAG}` = '{trial}' and attributes.status = 'RUNNING'"
+            ),
+        )
+        self.end_orphans(runs, f"trial {trial}: {why}")
 
     def fail(self, reason: str) -> None:
         """End the parent FAILED with ``reason`` (its review could not be made)."""
@@ -141,7 +192,14 @@ class SweepParent:
         table = to_table(columns, rows)
         uri = self.client.tracking_uri
         table["run"] = [ui_link(uri, experiment_id, r) if r else None for r in table[RUN_ID]]
-        self.client.log_table(self.run_id, data=table, artifact_file=SUMMARY_TABLE)
+        if any(a.path == SUMMARY_TABLE for a in self.client.list_artifacts(self.run_id)):
+            # A study's parent reviewed again: log_table would append the rows to the old
+            # table, so the file is replaced, in log_table's own format.
+            frame = pandas.DataFrame(table)
+            text = frame.to_json(orient="split", index=False, date_format="iso")
+            self.client.log_text(self.run_id, text, SUMMARY_TABLE)
+        else:
+            self.client.log_table(self.run_id, data=table, artifact_file=SUMMARY_TABLE)
 
     def review(self, sweep_dir: Path) -> int:
         """Table, files, figures and final status of the sweep; returns its failed jobs.
@@ -157,8 +215,6 @@ class SweepParent:
         why = "its job ended without ending its run (the process was killed?)"
         changed = self.end_orphans(sweep.children, why)
         search = SearchRecord.read(sweep_dir)  # None for a grid
-        if search is not None:
-            changed += tag_trials(self.client, search, sweep.children)
         if changed:  # read the runs again, with their new status and tags
             sweep = dataclasses.replace(sweep, children=child_runs(self.client, sweep.parent))
         sweep.references = self.log_references(sweep.children)
@@ -193,47 +249,51 @@ class SweepParent:
         return failed
 
 
-def tag_trials(client: MlflowClient, search: SearchRecord, children: list[Run]) -> int:
-    """Tag each job of a search with its trial number, matched by its overrides;
-    returns how many were tagged."""
-    unclaimed: dict[str, list[int]] = {}
-    for trial in search.trials:
-        if trial.overrides is not None:
-            unclaimed.setdefault(shlex.join(trial.overrides), []).append(trial.number)
-    tagged = 0
-    for run in children:  # in start order: duplicate draws take their numbers in turn
-        numbers = unclaimed.get(run.data.tags.get(OVERRIDES_TAG, ""))
-        if numbers:
-            client.set_tag(run.info.run_id, TRIAL_TAG, str(numbers.pop(0)))
-            tagged += 1
-    return tagged
+def study_parent(
+    client: MlflowClient, experiment_id: str, study: str, *, wait: float
+) -> Run | None:
+    """The parent run of search ``study`` (the oldest, should two workers have raced to
+    create it), waiting up to ``wait`` seconds for one to appear."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{SEARCH_TAG}` = '{study}' and tags.`{ROLE_TAG}` = 'sweep'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        )
+        if found or time.monotonic() >= deadline:
+            return found[0] if found else None
+        time.sleep(0.5)
 
 
 def log_search(client: MlflowClient, run_id: str, search: SearchRecord) -> None:
     """The study, its space and best trial on the parent run ``run_id``, as params and
     metrics, and two figures."""
     sampler = search.sampler
+    # Params are what the study is (fixed: its name hashes them). What a later command or
+    # worker changes is a metric (the budget, the best's value) or a tag (the best's values).
     params = {
         "search.study": search.study_name,
-        "search.storage": search.storage or "memory",
+        "search.storage": describe_storage(search.storage),
         "search.direction": search.direction,
-        "search.n_trials": search.n_trials,
         "search.sampler": str(sampler.get("_target_", "")).rsplit(".", 1)[-1],
         "search.seed": sampler.get("seed"),
         **{f"search.space.{searched_name(key)}": d["spec"] for key, d in search.space.items()},
     }
     now = int(time.time() * 1000)
-    metrics = {"search/trials": len(search.trials)}
+    metrics = {"search/trials": len(search.trials), "search/n_trials": search.n_trials}
+    tags = {SEARCH_TAG: search.study_name}
     best = search.best()
     if best is not None:
-        params |= {f"best.{searched_name(key)}": value for key, value in best.params.items()}
+        tags |= {f"best.{searched_name(key)}": value for key, value in best.params.items()}
         metrics |= {f"best/{search.objective.replace('/', '_')}": best.value}
         metrics |= {"best/trial": best.number}
     client.log_batch(
         run_id,
         metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
         params=[Param(key, str(value)) for key, value in params.items()],
-        tags=[RunTag(SEARCH_TAG, search.study_name)],
+        tags=[RunTag(key, str(value)) for key, value in tags.items()],
     )
     for name, figure in search_figures(search).items():
         client.log_figure(run_id, figure, f"figures/{name}.png")

@@ -8,6 +8,7 @@ import copy
 import json
 import logging
 import math
+import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ from aesweep.names import (
     OVERRIDES_TAG,
     SELECTION_TAG,
     TRAINING_TAG,
+    TRIAL_ENV,
+    TRIAL_TAG,
 )
 from aesweep.reference import data_selection
 from aesweep.tracking import NullRunLog, RunLog, code_tags, flatten, ui_link
@@ -87,6 +90,8 @@ def run_tags(
     }
     if parent_run_id is not None and output_dir is not None:
         tags[JOB_DIR_TAG] = str(Path(output_dir).resolve())
+    if os.environ.get(TRIAL_ENV):  # a search's job: set by its sweeper (hydra.job.env_set)
+        tags[TRIAL_TAG] = os.environ[TRIAL_ENV]
     return tags
 
 

@@ -40,20 +40,24 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aesweep.errors import InputError
 from aesweep.fingerprint import shapes_result
+from aesweep.names import TRIAL_ENV
 from aesweep.search_record import SearchRecord, TrialRecord
+from aesweep.studies import RETRY_ATTR, StudyWorker
 
 log = logging.getLogger(__name__)
 
 #: user attributes of a study's trials (see :func:`counts_towards_budget`)
 FAILURE_ATTR = "aesweep.failure"  # the job ran and failed: a NaN or an error
 SKIPPED_ATTR = "aesweep.skipped"  # PRUNED, never launched: the drawn config is invalid
-RETRY_ATTR = "aesweep.retry_of"  # enqueued again after an interrupted run
+SURPLUS_ATTR = "aesweep.surplus"  # FAIL, never launched: other workers filled the budget
 MAX_SKIPPED = 100  # invalid draws in a row before the space is declared empty
 
 #: ``check(overrides)`` composes one job's config and raises if it is invalid
 Check = Callable[[list[str]], None]
 #: ``launch(batch, initial_job_idx)`` runs one batch of jobs, returning their values or errors
 Launch = Callable[[list[list[str]], int], list["JobOutcome"]]
+#: ``reseed(n)``: the sampler to draw the trial after ``n`` trials (its seed + n)
+Reseed = Callable[[int], optuna.samplers.BaseSampler]
 
 
 # --- The space -------------------------------------------------------------------------
@@ -209,27 +213,12 @@ def study_name(
 def counts_towards_budget(trial: FrozenTrial) -> bool:
     """A trial that ran to its end: COMPLETE, or FAIL because its job failed.
 
-    Not counted: draws skipped as invalid (PRUNED), and trials cut short by a killed
-    search (those are enqueued again by :func:`recover_interrupted`).
+    Not counted: draws skipped as invalid (PRUNED), trials whose worker stopped (enqueued
+    again, :class:`~aesweep.studies.StudyWorker`) and draws beyond the budget.
     """
     if trial.state == TrialState.COMPLETE:
         return True
     return trial.state == TrialState.FAIL and FAILURE_ATTR in trial.user_attrs
-
-
-def recover_interrupted(study: optuna.Study) -> list[int]:
-    """End the trials a killed search left RUNNING as FAIL, and enqueue their params again.
-
-    Only one process runs a study at a time (the sweeper asks and tells; jobs never touch
-    the study), so a RUNNING trial at the start of a search is one whose process died.
-    Returns the numbers of those trials.
-    """
-    interrupted = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
-    for trial in interrupted:
-        study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number})
-        log.info("trial %d was cut short by a killed search: it runs again", trial.number)
-    return [t.number for t in interrupted]
 
 
 # --- The trials ------------------------------------------------------------------------
@@ -265,7 +254,13 @@ def trial_overrides(
 
 
 def ask_valid(
-    study: optuna.Study, space: Mapping[str, Dimension], fixed: Sequence[str], check: Check
+    study: optuna.Study,
+    space: Mapping[str, Dimension],
+    fixed: Sequence[str],
+    check: Check,
+    *,
+    claim: Callable[[optuna.Trial], None] = lambda trial: None,
+    reseed: Reseed | None = None,
 ) -> tuple[optuna.Trial, list[str]]:
     """Ask the study for a trial whose config composes and validates.
 
@@ -275,6 +270,9 @@ def ask_valid(
     its choice nearly fixed by the results so far, would draw the same invalid pair again
     and again; it counts pruned ones among the worst, and moves away from them.
 
+    ``claim`` marks each trial as its worker's as soon as it is asked; ``reseed(n)`` gives
+    the sampler for a study of ``n`` trials (a seeded search draws the same trials again).
+
     Raises
     ------
     InputError
@@ -282,7 +280,10 @@ def ask_valid(
     """
     distributions = {key: dim.distribution for key, dim in space.items()}
     for _ in range(MAX_SKIPPED):
+        if reseed is not None:
+            study.sampler = reseed(len(study.get_trials(deepcopy=False)))
         trial = study.ask(distributions)
+        claim(trial)
         overrides = trial_overrides(space, fixed, trial.params)
         try:
             check(overrides)
@@ -301,7 +302,7 @@ def _finished(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def run_search(
-    study: optuna.Study,
+    worker: StudyWorker,
     space: Mapping[str, Dimension],
     fixed: Sequence[str],
     *,
@@ -309,74 +310,103 @@ def run_search(
     n_jobs: int,
     launch: Launch,
     check: Check,
-    replay: bool,
     record: SearchRecord,
     sweep_dir: Path,
+    reseed: Reseed | None = None,
 ) -> SearchRecord:
-    """Run the study until ``n_trials`` trials have finished, ``n_jobs`` jobs per batch.
+    """Run trials of ``worker``'s study, ``n_jobs`` at a time, until the study holds
+    ``n_trials`` finished trials, those of every worker and every earlier run included.
 
-    With ``replay``, the trials an earlier run of the study completed are launched again
-    first (:func:`_replay`). ``record`` is filled in and written to ``sweep_dir`` after
-    each batch.
+    Other workers may run the same study meanwhile: each batch is asked as soon as the
+    last one ends, a draw beyond the budget is not launched, and once nothing is left to
+    ask this worker waits for the others' trials (any of which may have to run again).
+    ``record`` is filled in from the whole study and written to ``sweep_dir`` after each
+    batch; ``record.closes_parent`` says whether this worker told the study's last trial.
     """
-    recover_interrupted(study)
-
-    def launch_noting_the_metric(batch: list[list[str]], initial_job_idx: int):
-        outcomes = launch(batch, initial_job_idx)
-        for outcome in outcomes:  # the record names its objective as the jobs do
-            record.objective = outcome.metric or record.objective
-        return outcomes
-
-    earlier = _finished(study)
-    by_number = {trial.number: _record(trial) for trial in earlier}
-    log.info("%d of %d trials done before this run", len(earlier), n_trials)
-    job_idx = _replay(earlier, by_number, space, fixed, launch_noting_the_metric) if replay else 0
-    remaining = n_trials - len(earlier)
-    while remaining > 0:
-        asked = [ask_valid(study, space, fixed, check) for _ in range(min(n_jobs, remaining))]
-        outcomes = launch_noting_the_metric([overrides for _, overrides in asked], job_idx)
+    study = worker.study
+    worker.reap()  # the trials of a killed search, or of a worker that stopped, run again
+    log.info("%d of %d trials done before this run", len(_finished(study)), n_trials)
+    job_idx = 0
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        free = n_trials - sum(map(counts_towards_budget, trials)) - running
+        if free <= 0 and running == 0:
+            break
+        if free <= 0:  # the rest runs on other workers
+            worker.idle()
+            worker.reap()
+            continue
+        asked = _ask_within_budget(worker, space, fixed, check, min(n_jobs, free), n_trials, reseed)
+        if not asked:
+            continue
+        with worker.running([trial for trial, _ in asked]):
+            env = [f"++hydra.job.env_set.{TRIAL_ENV}={trial.number}" for trial, _ in asked]
+            batch = [[*overrides, e] for (_, overrides), e in zip(asked, env, strict=True)]
+            outcomes = launch(batch, job_idx)
         job_idx += len(asked)
-        remaining -= len(asked)
-        for (trial, overrides), outcome in zip(asked, outcomes, strict=True):
-            by_number[trial.number] = _record(_tell(study, trial, outcome), overrides)
-        record.trials = [by_number[n] for n in sorted(by_number)]
+        for (trial, _), outcome in zip(asked, outcomes, strict=True):
+            record.objective = outcome.metric or record.objective  # as the jobs name it
+            _tell(worker, trial, outcome)
+        _fill(record, study, space, fixed)
         record.write(sweep_dir)
         _log_progress(record, {trial.number for trial, _ in asked})
-    record.trials = [by_number[n] for n in sorted(by_number)]
+    _fill(record, study, space, fixed)
+    finished = _finished(study)
+    last = max(finished, key=lambda t: (t.datetime_complete, t.number), default=None)
+    record.closes_parent = job_idx == 0 or last is None or worker.is_mine(last)
     record.write(sweep_dir)
     return record
 
 
-def _replay(
-    trials: Sequence[FrozenTrial],
-    by_number: dict[int, TrialRecord],
+def _ask_within_budget(
+    worker: StudyWorker,
     space: Mapping[str, Dimension],
     fixed: Sequence[str],
-    launch: Launch,
-) -> int:
-    """Launch the COMPLETE ``trials`` of an earlier run again; returns the jobs launched.
+    check: Check,
+    count: int,
+    n_trials: int,
+    reseed: Reseed | None,
+) -> list[tuple[optuna.Trial, list[str]]]:
+    """Up to ``count`` valid trials, less those beyond the budget: another worker may have
+    asked the study's last trials in the same moment (the earlier-numbered trial wins)."""
+    study = worker.study
+    asked = []
+    for _ in range(count):
+        trial, overrides = ask_valid(study, space, fixed, check, claim=worker.claim, reseed=reseed)
+        ahead = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.number < trial.number
+            and (t.state == TrialState.RUNNING or counts_towards_budget(t))
+        ]
+        if len(ahead) >= n_trials:
+            surplus = {SURPLUS_ATTR: "other workers filled the study's budget"}
+            worker.tell(trial, state=TrialState.FAIL, attrs=surplus)
+            if RETRY_ATTR in trial.user_attrs:  # a stopped worker's trial: not dropped
+                study.enqueue_trial(trial.params, user_attrs=dict(trial.user_attrs))
+            break
+        asked.append((trial, overrides))
+    return asked
 
-    Their jobs (``resume=true``) reuse the FINISHED runs instead of training, so this
-    sweep's parent lists the whole study.
-    """
-    completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
-    if not completed:
-        return 0
-    batch = [trial_overrides(space, fixed, trial.params) for trial in completed]
-    log.info("Listing the %d completed trials again (resume=true reuses them)", len(batch))
-    launch(batch, 0)
-    for trial, overrides in zip(completed, batch, strict=True):
-        by_number[trial.number].overrides = overrides
-    return len(batch)
+
+def _fill(
+    record: SearchRecord, study: optuna.Study, space: Mapping[str, Dimension], fixed: Sequence[str]
+) -> None:
+    """The record's trials: every finished trial of the study, whichever worker ran it."""
+    record.trials = [
+        _record(trial, trial_overrides(space, fixed, trial.params)) for trial in _finished(study)
+    ]
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, outcome: JobOutcome) -> FrozenTrial:
+def _tell(worker: StudyWorker, trial: optuna.Trial, outcome: JobOutcome) -> None:
     """Tell the study a job's value; a NaN or a failed job is a FAIL with its reason."""
     value = outcome.value
     if value is None or not math.isfinite(value):
-        trial.set_user_attr(FAILURE_ATTR, outcome.failure or f"the job returned {value}")
-        return study.tell(trial, state=TrialState.FAIL)
-    return study.tell(trial, value)
+        failure = outcome.failure or f"the job returned {value}"
+        worker.tell(trial, state=TrialState.FAIL, attrs={FAILURE_ATTR: failure})
+    else:
+        worker.tell(trial, value)
 
 
 def _record(trial: FrozenTrial, overrides: list[str] | None = None) -> TrialRecord:

@@ -6,6 +6,7 @@ Reading it needs no Optuna: the parent run of a search (:mod:`aesweep.parent`) a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,18 @@ from typing import Any
 
 from aesweep.names import SEARCH_FILE
 from aesweep.summary import OBJECTIVE
+
+
+def describe_storage(storage: str | None) -> str:
+    """The storage as a log line may show it: a database URL without its password."""
+    if not storage:
+        return "memory (not resumable)"
+    with contextlib.suppress(Exception):
+        from sqlalchemy.engine import make_url
+
+        if "://" in storage:
+            return make_url(storage).render_as_string(hide_password=True)
+    return storage
 
 
 @dataclass
@@ -40,6 +53,7 @@ class SearchRecord:
     space: dict[str, dict[str, Any]]  # key -> {"spec", "kind", "log"}
     trials: list[TrialRecord] = field(default_factory=list)
     objective: str = OBJECTIVE  # what its jobs returned (n_test=0: the training acc)
+    closes_parent: bool = True  # this worker told the study's last trial: it ends the parent
 
     def best(self) -> TrialRecord | None:
         """The best COMPLETE trial (the first of equals), or None."""

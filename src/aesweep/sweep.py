@@ -51,7 +51,7 @@ class MlflowSweepCallback(Callback):
         except (InputError, FileNotFoundError, ConfigCompositionException) as err:
             log.error("%s", str(err).splitlines()[0])
             sys.exit(1)  # before any job: a bad value in a sweep list stops the whole sweep
-        if base.tracking.enabled:
+        if base.tracking.enabled and not is_search(config):  # a search's sweeper opens it
             from aesweep.parent import SweepParent  # MLflow, and TensorFlow for the references
 
             sweep_dir = Path(config.hydra.sweep.dir)
@@ -63,10 +63,20 @@ class MlflowSweepCallback(Callback):
                 sys.exit(1)  # no server, or a refused login: no job could record anything
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if self.parent is None and is_search(config):
+            from aesweep.parent import SweepParent
+            from aesweep.search_record import SearchRecord
+
+            search = SearchRecord.read(sweep_dir)
+            if search is not None and not search.closes_parent:
+                log.info("The study's last trial ran on another worker: that one reviews it")
+                return
+            self.parent = SweepParent.opened(sweep_dir)  # None without tracking
         if self.parent is None:
             return
         try:
-            failed = self.parent.review(Path(config.hydra.sweep.dir))
+            failed = self.parent.review(sweep_dir)
         except Exception as err:
             # Hydra turns a callback's exception into a warning that scrolls by, and the
             # command exits 0: a review that could not be made fails the command instead.
@@ -110,7 +120,7 @@ def validate_jobs(config: DictConfig) -> None:
         check_job(compose(config.hydra.job.config_name, overrides=[*overrides, *searchpath]))
 
     sweeper = str(config.hydra.sweeper.get("_target_", ""))
-    if sweeper.endswith(SEARCH_SWEEPER):
+    if is_search(config):
         # A search draws its jobs as it goes: check each value of its space instead.
         from aesweep import search
 
@@ -125,6 +135,11 @@ def validate_jobs(config: DictConfig) -> None:
     for batch in BasicSweeper.split_arguments(overrides, None):
         for job_overrides in batch:
             check(job_overrides)
+
+
+def is_search(config: DictConfig) -> bool:
+    """Whether the multirun is a search (``hparams_search=optuna``), not a grid."""
+    return str(config.hydra.sweeper.get("_target_", "")).endswith(SEARCH_SWEEPER)
 
 
 def hydra_original_cwd() -> str:

@@ -44,11 +44,17 @@ class AesweepOptunaSweeperConfig:
     _recursive_: bool = False  # the sweeper builds the sampler itself (its seed on resume)
     sampler: Any = MISSING  # hydra/sweeper/sampler: tpe | random, or any optuna sampler's _target_
     direction: Direction = Direction.maximize  # the jobs return held-out accuracy
-    storage: str | None = "sqlite:///optuna.db"  # relative: beside ./mlflow.db; null: in memory
+    # sqlite:///optuna.db: one worker at a time; a file path (optuna.log): Optuna's journal,
+    # workers on one machine; postgresql+psycopg2://user@host/db: workers anywhere; null: memory
+    storage: str | None = "sqlite:///optuna.db"  # relative paths: from where the command runs
     study_name: str | None = None  # null: search-<hash of the space and the fixed overrides>
     n_trials: int = 20  # trials the study holds at the end, those of earlier runs included
     n_jobs: int = 1  # trials per batch, launched together (parallel with hydra/launcher=joblib)
     params: dict[str, Any] | None = None  # key: choice(...) | range(...) | interval(...) | value
+    # Several workers on one study: each running trial beats every heartbeat_interval
+    # seconds; one silent for grace_period (null: twice the interval) is run again elsewhere.
+    heartbeat_interval: int = 10
+    grace_period: int | None = None
 
 
 ConfigStore.instance().store(

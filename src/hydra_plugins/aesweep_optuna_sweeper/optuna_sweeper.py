@@ -36,6 +36,8 @@ class AesweepOptunaSweeper(Sweeper):
         n_trials: int,
         n_jobs: int,
         params: DictConfig | None,
+        heartbeat_interval: int = 10,
+        grace_period: int | None = None,
     ) -> None:
         self.sampler = OmegaConf.to_container(sampler, resolve=True)
         self.direction = getattr(direction, "value", str(direction))
@@ -44,6 +46,8 @@ class AesweepOptunaSweeper(Sweeper):
         self.n_trials = n_trials
         self.n_jobs = n_jobs
         self.params = OmegaConf.to_container(params, resolve=True) if params else {}
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -64,56 +68,92 @@ class AesweepOptunaSweeper(Sweeper):
             sys.exit(1)
 
     def _search(self, arguments: list[str]) -> Any:
-        import optuna
         from hydra.utils import instantiate
 
         from aesweep import search
+        from aesweep.config import to_experiment_config
         from aesweep.errors import InputError
+        from aesweep.search_record import describe_storage
+        from aesweep.studies import StudyWorker
 
-        for key in ("n_trials", "n_jobs"):
+        for key in ("n_trials", "n_jobs", "heartbeat_interval"):
             if getattr(self, key) < 1:
                 raise InputError(f"hydra.sweeper.{key}={getattr(self, key)} must be >= 1")
+        if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
+            raise InputError(
+                f"hydra.sweeper.grace_period={self.grace_period} must exceed "
+                f"hydra.sweeper.heartbeat_interval={self.heartbeat_interval}"
+            )
         space, fixed = search.parse_space(self.params, arguments)
         search.validate_space(space, fixed, self.check)
         name = self.study_name or search.study_name(
             space, fixed, direction=self.direction, sampler=self.sampler
         )
         storage = self._storage()
-        study = optuna.create_study(
+        worker = StudyWorker.join(
+            storage,
             study_name=name,
-            storage=storage,
-            sampler=instantiate(self.sampler),
             direction=self.direction,
-            load_if_exists=True,
+            sampler=instantiate(self.sampler),
+            heartbeat_interval=self.heartbeat_interval,
+            grace_period=self.grace_period,
         )
-        if study.trials and self.sampler.get("seed") is not None:
-            # A fresh sampler with the same seed would draw the first trials' values again.
-            seed = self.sampler["seed"] + len(study.trials)
-            study.sampler = instantiate(self.sampler, seed=seed)
+        log.info("Optuna study %r in %s", name, describe_storage(storage))
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        base = to_experiment_config(self.config)
+        if base.tracking.enabled:
+            self._open_parent(base, name, worker, sweep_dir)
         record = search.SearchRecord(
             study_name=name,
-            storage=storage,
+            storage=describe_storage(storage) if storage else None,
             direction=self.direction,
             sampler=self.sampler,
             n_trials=self.n_trials,
             space=search.describe_space(space),
         )
-        log.info("Optuna study %r in %s", name, storage or "memory (not resumable)")
         return search.run_search(
-            study,
+            worker,
             space,
             self._share_cores(fixed),
             n_trials=self.n_trials,
             n_jobs=self.n_jobs,
             launch=self.launch,
             check=self.check,
-            replay=bool(self.config.get("resume", False)),
             record=record,
             sweep_dir=sweep_dir,
+            reseed=self._reseed if self.sampler.get("seed") is not None else None,
         )
+
+    def _open_parent(self, base, name: str, worker, sweep_dir: Path) -> None:
+        """The study's one parent run: this worker's if it created the study, else found."""
+        from aesweep.errors import TrackingError
+        from aesweep.parent import SweepParent
+
+        # A study with no trial yet was created a moment ago: wait for its creator's parent.
+        just_created = not worker.created and not worker.study.get_trials(deepcopy=False)
+        try:
+            parent = SweepParent(
+                base,
+                sweep_dir=sweep_dir,
+                root=Path(self.config.hydra.runtime.cwd),
+                study=name,
+                join=not worker.created,
+                wait_for_study_parent=60.0 if just_created else 0.0,
+            )
+        except TrackingError as err:
+            log.error("%s: %s", type(err).__name__, err)
+            sys.exit(1)  # no server, or a refused login: no job could record anything
+        worker.on_stopped = lambda trial, why: parent.end_trial_runs(trial.number, why)
+        parent.needed_elsewhere = lambda: worker.others_running()
+
+    def _reseed(self, n_trials: int):
+        """The sampler for the next draw of a seeded search: its seed + the trials so far,
+        so a command draws the same trials again, and workers that join draw others."""
+        from hydra.utils import instantiate
+
+        return instantiate(self.sampler, seed=self.sampler["seed"] + n_trials)
 
     def check(self, overrides: list[str]) -> None:
         """Compose one trial's config as its job will, and validate it (aesweep's schema)."""
@@ -135,12 +175,16 @@ class AesweepOptunaSweeper(Sweeper):
         return outcomes
 
     def _storage(self) -> str | None:
-        """The storage URL, a relative sqlite path made absolute from where Hydra started."""
+        """The storage URL, a relative SQLite or journal path made absolute from where
+        Hydra started."""
+        cwd = Path(self.config.hydra.runtime.cwd)
         prefix = "sqlite:///"
         if self.storage and self.storage.startswith(prefix):
             path = Path(self.storage.removeprefix(prefix))
             if not path.is_absolute():
-                return prefix + str(Path(self.config.hydra.runtime.cwd) / path)
+                return prefix + str(cwd / path)
+        if self.storage and "://" not in self.storage:  # a journal file
+            return str(cwd / self.storage)
         return self.storage
 
     def _share_cores(self, fixed: Sequence[str]) -> list[str]:
