@@ -325,7 +325,8 @@ def run_search(
     """
     study = worker.study
     worker.reap()  # the trials of a killed search, or of a worker that stopped, run again
-    log.info("%d of %d trials done before this run", len(_finished(study)), n_trials)
+    done_before = len(_finished(study))
+    log.info("%d of %d trials done before this run", done_before, n_trials)
     job_idx = 0
     while True:
         trials = study.get_trials(deepcopy=False)
@@ -354,7 +355,9 @@ def run_search(
     _fill(record, study, space, fixed)
     finished = _finished(study)
     last = max(finished, key=lambda t: (t.datetime_complete, t.number), default=None)
-    record.closes_parent = job_idx == 0 or last is None or worker.is_mine(last)
+    # One worker reviews the study: the one that told its last trial (or, when the study
+    # was complete before this command, this one).
+    record.closes_parent = done_before >= n_trials or last is None or worker.is_mine(last)
     record.write(sweep_dir)
     return record
 

@@ -176,7 +176,8 @@ class StudyWorker:
                     self.reap()
 
         thread = threading.Thread(target=beat, name="aesweep-heartbeat", daemon=True)
-        thread.start()
+        if self.shared:  # alone on the study, no one needs the beat
+            thread.start()
         try:
             yield
         except BaseException:
@@ -187,7 +188,8 @@ class StudyWorker:
             raise
         finally:
             stop.set()
-            thread.join()
+            if thread.is_alive():
+                thread.join()
 
     def tell(
         self,
@@ -270,8 +272,8 @@ class StudyWorker:
         )
 
     def idle(self) -> None:
-        """Wait one heartbeat: what is left runs on other workers, which may yet stop."""
-        threading.Event().wait(self.heartbeat_interval)
+        """Wait a moment: what is left runs on other workers, which may yet stop."""
+        threading.Event().wait(min(self.heartbeat_interval, 1.0))
 
 
 def _lock_sqlite(storage: str) -> IO[bytes] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import subprocess
 import sys
@@ -52,6 +53,22 @@ def ensure_experiment(client: MlflowClient, name: str, *, root: Path) -> str:
             if experiment is None:
                 raise
             return experiment.experiment_id
+
+
+def open_client(tracking_uri: str) -> MlflowClient:
+    """``MlflowClient(tracking_uri)``, one process at a time on a local SQLite store.
+
+    A client creates a new store's tables and runs MLflow's migrations on an old one: two
+    processes doing it at once (two search workers started together, say) corrupt each
+    other's migration. An exclusive lock on the database file (``flock``, apart from
+    SQLite's own locks) makes the second wait for the first.
+    """
+    path = tracking_uri.removeprefix("sqlite:///") if tracking_uri.startswith("sqlite:///") else ""
+    if not path or not Path(path).parent.is_dir():
+        return MlflowClient(tracking_uri)  # a server, or a folder MLflow will name in its error
+    with open(path, "ab") as database:  # creates an empty file: SQLite takes it as new
+        fcntl.flock(database, fcntl.LOCK_EX)
+        return MlflowClient(tracking_uri)  # the lock ends with the file's closing
 
 
 def code_tags() -> dict[str, str]:

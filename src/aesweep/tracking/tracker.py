@@ -19,7 +19,7 @@ from aesweep.errors import TrackingRefused, TrackingUnavailable
 from aesweep.names import EPOCHS_REACHED_TAG, FAILURE_TAG, RESUMED_FROM_TAG
 from aesweep.tracking import lookups
 from aesweep.tracking.runlog import NullRunLog, RunLog
-from aesweep.tracking.store import ensure_experiment, resolve_tracking_uri
+from aesweep.tracking.store import ensure_experiment, open_client, resolve_tracking_uri
 
 
 class Tracker:
@@ -65,7 +65,7 @@ class Tracker:
             return NullTracker()
         tracking_uri = resolve_tracking_uri(uri, root)
         server.prepare(tracking_uri)
-        client = MlflowClient(tracking_uri)
+        client = open_client(tracking_uri)
         with server.translate_errors(tracking_uri, f"the lookup of experiment {experiment!r}"):
             experiment_id = ensure_experiment(client, experiment, root=root)
         return cls(

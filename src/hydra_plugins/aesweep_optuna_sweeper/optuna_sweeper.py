@@ -103,8 +103,7 @@ class AesweepOptunaSweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         base = to_experiment_config(self.config)
-        if base.tracking.enabled:
-            self._open_parent(base, name, worker, sweep_dir)
+        parent = self._open_parent(base, name, worker, sweep_dir) if base.tracking.enabled else None
         record = search.SearchRecord(
             study_name=name,
             storage=describe_storage(storage) if storage else None,
@@ -113,6 +112,10 @@ class AesweepOptunaSweeper(Sweeper):
             n_trials=self.n_trials,
             space=search.describe_space(space),
         )
+        if parent is not None:
+            # At exit the parent stays RUNNING while another worker runs trials, or will
+            # review the study (it told the last trial): it ends the parent.
+            parent.needed_elsewhere = lambda: worker.others_running() or not record.closes_parent
         return search.run_search(
             worker,
             space,
@@ -126,7 +129,7 @@ class AesweepOptunaSweeper(Sweeper):
             reseed=self._reseed if self.sampler.get("seed") is not None else None,
         )
 
-    def _open_parent(self, base, name: str, worker, sweep_dir: Path) -> None:
+    def _open_parent(self, base, name: str, worker, sweep_dir: Path):
         """The study's one parent run: this worker's if it created the study, else found."""
         from aesweep.errors import TrackingError
         from aesweep.parent import SweepParent
@@ -146,7 +149,7 @@ class AesweepOptunaSweeper(Sweeper):
             log.error("%s: %s", type(err).__name__, err)
             sys.exit(1)  # no server, or a refused login: no job could record anything
         worker.on_stopped = lambda trial, why: parent.end_trial_runs(trial.number, why)
-        parent.needed_elsewhere = lambda: worker.others_running()
+        return parent
 
     def _reseed(self, n_trials: int):
         """The sampler for the next draw of a seeded search: its seed + the trials so far,
