@@ -373,6 +373,36 @@ class FinetuneConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Random shifts and rotations of the training digits, per batch (:mod:`aesweep.augment`)."""
+
+    name: str = "none"  # none | shift (conf/augment/)
+    width_shift: float = 0.0  # up to this fraction of the width, left or right (DEC-DA: 0.1)
+    height_shift: float = 0.0  # up to this fraction of the height, up or down (DEC-DA: 0.1)
+    rotation: float = 0.0  # up to this many degrees, either way (DEC-DA: 10)
+
+    def __post_init__(self) -> None:
+        for key in ("width_shift", "height_shift", "rotation"):
+            if getattr(self, key) < 0:
+                raise InputError(f"augment.{key}={getattr(self, key)!r} must be >= 0")
+        for key in ("width_shift", "height_shift"):
+            if getattr(self, key) >= 0.5:
+                raise InputError(
+                    f"augment.{key}={getattr(self, key)!r} must be below 0.5: a shift of half "
+                    "an image or more moves a digit out of it"
+                )
+        if self.rotation >= 180:
+            raise InputError(
+                f"augment.rotation={self.rotation!r} must be below 180 degrees: "
+                "beyond, a 6 and a 9 are the same digit"
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.width_shift, self.height_shift, self.rotation))
+
+
+@dataclass
 class TrackingConfig:
     enabled: bool = True
     uri: str | None = None
@@ -395,6 +425,7 @@ class ExperimentConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     lr: float | None = None  # conf/config.yaml: the arch's default_lr unless set
     latent_dim: int | None = None  # conf/config.yaml: the arch's default_latent_dim unless set
     seed: int = 0
@@ -411,6 +442,10 @@ class ExperimentConfig:
             raise InputError(f"lr=None: arch={arch} needs a learning rate")
         if self.latent_dim is not None:
             _check_positive("latent_dim", self.latent_dim)
+        if self.augment.enabled and not self.arch.trains:
+            raise InputError(
+                f"augment={self.augment.name} augments training digits: arch={arch} trains nothing"
+            )
         self.cluster.check_n_samples(self.data.n_samples)  # before any run, not after training
         if self.finetune.enabled:
             if not self.arch.trains:
@@ -461,6 +496,7 @@ def register_configs() -> None:
         ("cluster", ClusterConfig),
         ("tracking", TrackingConfig),
         ("finetune", FinetuneConfig),
+        ("augment", AugmentConfig),
     ]:
         cs.store(group=group, name=f"{group}_schema", node=node)
 

@@ -116,6 +116,7 @@ def run_experiment(
                 save_autoencoder = False
             log.info("before fine-tuning: %s", clustering.scores_line(scores))
             metrics |= {f"pretrain/{k}": v for k, v in scores.items()}
+            from aesweep.augment import make_augment
             from aesweep.finetune import fine_tune_features  # Keras: only when fine-tuning
 
             features, scores, labels_pred, tuned = fine_tune_features(
@@ -126,6 +127,7 @@ def run_experiment(
                 exp.finetune,
                 random_state=exp.seed,
                 on_update=lambda u: run.log_metrics(u.metrics(), step=u.step),
+                augment=make_augment(exp.augment),
             )
             metrics |= tuned.metrics()
         run.log_metrics(scores | metrics)

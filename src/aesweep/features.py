@@ -109,7 +109,8 @@ def _train(
 ) -> tuple[keras.Model, History]:
     import keras
 
-    from aesweep.pictures import reconstruction_snapshots
+    from aesweep.augment import make_augment
+    from aesweep.pictures import log_augmented, reconstruction_snapshots
     from aesweep.training import train_autoencoder
 
     keras.utils.set_random_seed(cfg.seed)
@@ -117,6 +118,7 @@ def _train(
     snapshot = reconstruction_snapshots(
         run, model, train, name=cfg.arch.name, epochs=cfg.train.epochs
     )
+    log_augmented(run, cfg.augment, train, name=cfg.arch.name, seed=cfg.seed)
 
     def on_epoch_end(epoch: int, losses: dict[str, float]) -> None:
         run.log_epoch(epoch, losses)
@@ -132,6 +134,7 @@ def _train(
         random_state=cfg.seed,
         progress_every=cfg.train.progress_every,
         on_epoch_end=on_epoch_end,
+        augment=make_augment(cfg.augment),
     )
     return model, history
 

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from aesweep.augment import Augment, batch_seed
 from aesweep.clustering import split_scores
 from aesweep.config import FinetuneConfig, FinetuneName, Optimizer
 from aesweep.data import Digits
@@ -193,11 +194,14 @@ def fine_tune(
     *,
     random_state: int = 0,
     on_update: Callable[[Update], None] | None = None,
+    augment: Augment | None = None,
 ) -> FineTuned:
     """Fine-tune ``autoencoder``'s encoder (and for IDEC its decoder) in place, from
     KMeans ``centres`` on its latents, as ``config`` (dec or idec) says.
 
-    ``on_update(update)`` is called at each target update; tracking hooks in here.
+    ``on_update(update)`` is called at each target update; tracking hooks in here. With
+    ``augment``, each step's batch is augmented (DEC-DA), while the target P, the labels
+    and the stopping rule are computed on the clean digits.
 
     Raises
     ------
@@ -224,7 +228,7 @@ def fine_tune(
         decoder=autoencoder.get_layer("decoder") if idec else None,
     )
     optimizer = _optimizer(config)
-    train_steps = make_train_steps(trained, x_train, optimizer, config)
+    train_steps = make_train_steps(trained, x_train, optimizer, config, augment=augment)
     rng = np.random.default_rng(random_state)
     stream = _BatchStream(len(x_train), config.batch_size, rng)
 
@@ -253,7 +257,8 @@ def fine_tune(
             _log_progress(update, config.max_steps)
         n_steps = min(config.update_interval, config.max_steps - step)
         p = target_distribution(q).astype("float32")
-        kl, recon = train_steps(tf.constant(p), tf.constant(stream.take(n_steps)), n_steps)
+        batches = tf.constant(stream.take(n_steps))
+        kl, recon = train_steps(tf.constant(p), batches, n_steps, (random_state, step))
         last_losses = (float(kl), float(recon) if idec else None)
         step += n_steps
         if not all(math.isfinite(v) for v in last_losses if v is not None):
@@ -316,12 +321,17 @@ def make_train_steps(
     x_train: np.ndarray,
     optimizer: keras.optimizers.Optimizer,
     config: FinetuneConfig,
-) -> Callable[[tf.Tensor, tf.Tensor, int], tuple[tf.Tensor, tf.Tensor]]:
-    """A compiled ``steps(p, batches, n) -> (mean kl, mean recon)`` that takes ``n`` steps
-    towards the fixed target ``p``, one per row of ``batches`` (indices into ``x_train``).
+    *,
+    augment: Augment | None = None,
+) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
+    """A compiled ``steps(p, batches, n, seed=(0, 0)) -> (mean kl, mean recon)`` that takes
+    ``n`` steps towards the fixed target ``p``, one per row of ``batches`` (indices into
+    ``x_train``); ``augment`` moves each batch's digits (drawn from ``seed`` and the step),
+    not ``p``, which the caller computed on the clean digits.
 
     ``model``: ``image -> q`` (DEC: the loss is ``kl``) or ``image -> (q, reconstruction)``
-    (IDEC: ``mse + gamma * kl``); all its trainable variables train.
+    (IDEC: ``mse + gamma * kl``, the reconstruction of the augmented batch); all its
+    trainable variables train.
     """
     x = tf.constant(x_train)
     kl_loss = keras.losses.KLDivergence()
@@ -336,14 +346,19 @@ def make_train_steps(
             tf.TensorSpec([None, None], tf.float32),
             tf.TensorSpec([None, None], tf.int32),
             tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([2], tf.int64),
         ]
     )
-    def steps(p: tf.Tensor, batches: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def steps(
+        p: tf.Tensor, batches: tf.Tensor, n: tf.Tensor, seed: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         kl_total = tf.constant(0.0)
         recon_total = tf.constant(0.0)
         for i in tf.range(n):
             idx = batches[i]
             batch = tf.gather(x, idx)
+            if augment is not None:
+                batch = augment(batch, batch_seed(seed, i))
             with tf.GradientTape() as tape:
                 outputs = model(batch, training=True)
                 q = outputs[0] if idec else outputs
@@ -359,7 +374,10 @@ def make_train_steps(
         count = tf.cast(n, tf.float32)
         return kl_total / count, recon_total / count
 
-    return lambda p, batches, n: steps(p, batches, tf.constant(n, tf.int32))
+    def run(p: tf.Tensor, batches: tf.Tensor, n: int, seed: tuple[int, int] = (0, 0)):
+        return steps(p, batches, tf.constant(n, tf.int32), tf.constant(seed, tf.int64))
+
+    return run
 
 
 def fine_tune_features(
@@ -371,6 +389,7 @@ def fine_tune_features(
     *,
     random_state: int,
     on_update: Callable[[Update], None] | None = None,
+    augment: Augment | None = None,
 ) -> tuple[Features, dict[str, float], np.ndarray, FineTuned]:
     """DEC or IDEC of ``features``' autoencoder from the KMeans ``centres``: the fine-tuned
     latents, their scores (labels are argmax q, for the held-out digits too), the training
@@ -382,6 +401,7 @@ def fine_tune_features(
         config,
         random_state=random_state,
         on_update=on_update,
+        augment=augment,
     )
     # The training digits' z and q are those of the last check of the stopping rule.
     labels_pred = tuned.train_q.argmax(axis=1)

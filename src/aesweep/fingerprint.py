@@ -9,7 +9,8 @@ data file whose contents changed trains again instead of handing back an old net
   :data:`NOT_A_RESULT`, all of aesweep's result code, and the versions of everything it
   calls;
 - the **training fingerprint** (``reuse_model=true``): only what shapes the trained
-  autoencoder (the arch, activations, lr, latent size, data, training and seed), the
+  autoencoder (the arch, activations, lr, latent size, data, training, augmentation and
+  seed), the
   code that builds and trains it, and TensorFlow's, Keras' and NumPy's versions.
 
 Imports nothing of the package but its names; cheap enough for every job.
@@ -40,13 +41,13 @@ NOT_A_RESULT = (
     "data.path",  # where the digits lie: their digest says what they are
 )
 #: the groups and keys that shape a trained autoencoder (the training fingerprint)
-TRAINING_KEYS = ("arch", "activation", "lr", "latent_dim", "data", "train", "seed")
+TRAINING_KEYS = ("arch", "activation", "lr", "latent_dim", "data", "train", "augment", "seed")
 #: in ``train`` but not training: the step budget of fine-tuning, which comes after
 NOT_TRAINING = ("train.finetune_max_steps",)
 
 CODE_DIR = Path(__file__).parent  # aesweep's modules
 #: the modules whose code shapes a trained autoencoder, then those that shape a run's result
-TRAINING_CODE = ("data.py", "features.py", "models.py", "training.py", "kernels.py")
+TRAINING_CODE = ("data.py", "features.py", "models.py", "training.py", "kernels.py", "augment.py")
 RESULT_CODE = (
     *TRAINING_CODE,
     *("clustering.py", "finetune.py", "embedding.py", "pictures.py", "experiment.py", "records.py"),

@@ -43,6 +43,26 @@ def reconstruction_snapshots(
     return at
 
 
+AUGMENTED_BATCHES = 3  # rows of the augmented_digits figure: three draws of the same digits
+
+
+def log_augmented(
+    run: RunLog | NullRunLog, config, digits: Digits, *, name: str, seed: int
+) -> None:
+    """Image ``augmented_digits``: the first training digits as three batches drew them, so
+    that a user sees what ``augment``'s ranges mean (nothing when it augments nothing)."""
+    from aesweep.augment import as_seen
+
+    if not run.enabled or not config.enabled:
+        return
+    clean = digits.x[:RECONSTRUCTED]
+    seen = [as_seen(config, clean, seed=seed + i) for i in range(AUGMENTED_BATCHES)]
+    shown = (
+        f"shift {config.width_shift:g} x {config.height_shift:g}, rotation {config.rotation:g} deg"
+    )
+    run.log_figure(figures.augmented(clean, seen, title=f"{name}: {shown}"), "augmented_digits")
+
+
 @dataclass
 class RunPictures:
     """The choices behind a run's pictures; :meth:`log` draws and logs them."""

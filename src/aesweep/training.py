@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from aesweep import kernels
+from aesweep.augment import Augment, batch_seed
 from aesweep.errors import TrainingDiverged
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,19 @@ def compile_autoencoder(model: keras.Model, *, learning_rate: float) -> None:
 
 
 def make_epoch_step(
-    model: keras.Model, x_train: np.ndarray, *, batch_size: int
-) -> Callable[[tf.Tensor], tf.Tensor]:
-    """A compiled function ``step(order) -> mean loss`` that trains one epoch.
+    model: keras.Model,
+    x_train: np.ndarray,
+    *,
+    batch_size: int,
+    augment: Augment | None = None,
+) -> Callable[..., tf.Tensor]:
+    """A compiled function ``step(order, seed=(0, 0)) -> mean loss`` that trains one epoch.
 
     ``order`` is a permutation of the training indices; batches are its consecutive
     slices of ``batch_size`` (the last may be smaller), as ``fit`` makes them. The loss is
-    the mean over samples of the per-batch MSE, as ``fit`` reports it.
+    the mean over samples of the per-batch MSE, as ``fit`` reports it. With ``augment``,
+    each batch is augmented first (its randomness drawn from ``seed`` and the batch's
+    index) and the network reconstructs the augmented digits, as DEC-DA trains.
     """
     x = tf.constant(x_train)
     n_samples = len(x_train)
@@ -75,17 +82,22 @@ def make_epoch_step(
     variables = model.trainable_variables
 
     @tf.function
-    def step(order: tf.Tensor) -> tf.Tensor:
+    def step(order: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         total = tf.constant(0.0)
         for i in tf.range(n_batches):
             batch = tf.gather(x, order[i * batch_size : (i + 1) * batch_size])
+            if augment is not None:
+                batch = augment(batch, batch_seed(seed, i))
             with tf.GradientTape() as tape:
                 loss = loss_fn(batch, model(batch, training=True))
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
             total += loss * tf.cast(tf.shape(batch)[0], tf.float32)
         return total / n_samples
 
-    return step
+    def run(order: tf.Tensor, seed: tuple[int, int] = (0, 0)) -> tf.Tensor:
+        return step(order, tf.constant(seed, tf.int64))
+
+    return run
 
 
 def make_eval_step(model: keras.Model, x_val: np.ndarray) -> Callable[[], tf.Tensor]:
@@ -111,11 +123,13 @@ def train_autoencoder(
     random_state: int = 0,
     progress_every: int = 25,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    augment: Augment | None = None,
 ) -> History:
     """Fit ``model`` to reconstruct ``x_train`` with Adam and MSE, as the seed did.
 
     ``on_epoch_end(epoch, losses)`` is called after each epoch (1-based) with
-    ``{"loss": ..., "val_loss": ...}``; tracking hooks in here.
+    ``{"loss": ..., "val_loss": ...}``; tracking hooks in here. ``augment`` (see
+    :func:`make_epoch_step`) moves the training digits, never the held-out ``x_val``.
 
     Raises
     ------
@@ -125,14 +139,15 @@ def train_autoencoder(
         without reaching inf); training stops at that epoch.
     """
     compile_autoencoder(model, learning_rate=learning_rate)
-    train_epoch = make_epoch_step(model, x_train, batch_size=batch_size)
+    train_epoch = make_epoch_step(model, x_train, batch_size=batch_size, augment=augment)
     evaluate = make_eval_step(model, x_val) if x_val is not None and len(x_val) else None
     rng = np.random.default_rng(random_state)
     zeros_loss = float(np.mean(np.square(x_train))) or 1.0
     history = History()
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        losses = {"loss": float(train_epoch(tf.constant(rng.permutation(len(x_train)))))}
+        order = tf.constant(rng.permutation(len(x_train)))
+        losses = {"loss": float(train_epoch(order, (random_state, epoch)))}
         if evaluate is not None:
             losses["val_loss"] = float(evaluate())
         history.epoch_seconds.append(time.perf_counter() - start)

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from aesweep.figures.draw import LATENT_CMAP, ORIGINAL_CMAP, latent_images  # noqa: E402
 from aesweep.figures.run import (  # noqa: E402
+    augmented,
     confusion,
     latent_grid,
     latent_map,
@@ -27,6 +28,7 @@ from aesweep.figures.sweep import (  # noqa: E402
 )
 
 __all__ = [
+    "augmented",
     "plt",
     "ORIGINAL_CMAP",
     "LATENT_CMAP",

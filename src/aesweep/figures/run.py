@@ -80,6 +80,19 @@ def reconstructions(originals: np.ndarray, decoded: np.ndarray, *, title: str = 
     return fig
 
 
+def augmented(clean: np.ndarray, seen: list[np.ndarray], *, title: str = "") -> Figure:
+    """Training digits (top row) above the same digits as batches showed them to the
+    network, one row per batch drawn."""
+    n = len(clean)
+    rows = [(clean, "digit"), *((pics, f"batch {i + 1}") for i, pics in enumerate(seen))]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(n * 0.9 + 0.9, 1.1 * len(rows)), squeeze=False)
+    for row, (pics, name) in enumerate(rows):
+        image_strip(axes[row, 0], np.reshape(pics, (n, 28, 28)), ORIGINAL_CMAP)
+        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout(pad=0.3, rect=title_strip(fig, title))
+    return fig
+
+
 def loss_curve(loss: list[float], val_loss: list[float], *, title: str = "") -> Figure:
     """Training and validation MSE per epoch, on a log scale."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
