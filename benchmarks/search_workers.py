@@ -4,11 +4,12 @@
     uv run python benchmarks/search_workers.py --postgres postgresql+psycopg2://u:p@host/db
     uv run python benchmarks/search_workers.py --skip-search        # the storages only
 
-1. The same 12-trial search (random draws of arch in ffn, cnn, dec and of lr; the preset's
-   20 epochs on the embedded 3000 digits) as one process with ``hydra.sweeper.n_jobs=2`` under the joblib
-   launcher (batches of two: a batch waits for its slower trial) and as two worker
-   processes of one thread each on one journal-file study (each asks as soon as it is
-   free). Wall time of each, and each trial's seconds.
+1. The same 12-trial search (random draws of arch in ffn, cnn, dec and of lr; the
+   preset's 20 epochs on the embedded 3000 digits) as one process with
+   ``hydra.sweeper.n_jobs=2`` under the joblib launcher (batches of two: a batch waits for
+   its slower trial) and as two worker processes of one thread each on one journal-file
+   study (each asks as soon as it is free). Wall time of each, and each trial's seconds
+   from its start to its tell (in a batch: when the whole batch is done).
 2. The storage's cost per trial: ask, claim (three user attributes and a heartbeat) and
    tell, as a worker does them, on SQLite, the journal file and, with ``--postgres``, a
    PostgreSQL database, median of 50.

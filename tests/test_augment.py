@@ -8,18 +8,23 @@ on the clean digits.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import compose_config
+from conftest import CONF_DIR, LEAN, TINY, compose_config, image_steps
+from hydra import compose, initialize_config_dir
+from mlflow import MlflowClient
 from user_nets import small_dense
 
-from aesweep import augment, finetune
+from aesweep import augment, finetune, fingerprint
 from aesweep.config import AugmentConfig, FinetuneConfig, to_experiment_config
 from aesweep.data import load_mnist_sample
 from aesweep.errors import InputError
+from aesweep.experiment import run_experiment
+from aesweep.sweep import validate_jobs
 from aesweep.training import make_eval_step, train_autoencoder
 
 SHIFT = AugmentConfig(name="shift", width_shift=0.1, height_shift=0.1, rotation=10.0)
@@ -133,3 +138,62 @@ def test_a_bad_range_fails_with_one_line(override, message):
 def test_augmenting_a_network_that_trains_nothing_is_refused():
     with pytest.raises(InputError, match="augment=shift augments training digits: arch=pca"):
         to_experiment_config(compose_config(["arch=pca", "augment=shift"]))
+
+
+# --- The experiment presets, and an augmented run's records -------------------------------
+
+PRESETS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def keras_npz(tmp_path_factory) -> Path:
+    """A Keras-layout .npz of 1,000 embedded digits: what data.path names in the full-MNIST
+    presets."""
+    x, labels = load_mnist_sample()
+    chosen = np.random.default_rng(0).choice(len(x), 1000, replace=False)
+    x, labels = x[chosen].reshape(-1, 28, 28), labels[chosen]
+    path = tmp_path_factory.mktemp("npz") / "mnist.npz"
+    np.savez(path, x_train=x[:800], y_train=labels[:800], x_test=x[800:], y_test=labels[800:])
+    return path
+
+
+@pytest.mark.xdist_group("umap")  # the process that compiled UMAP's numba code already
+@pytest.mark.parametrize("preset", PRESETS)
+def test_each_experiment_preset_composes_and_its_first_job_runs_shrunk(
+    preset, keras_npz, workdir, monkeypatch
+):
+    monkeypatch.chdir(workdir)
+    shrunk = [f"experiment={preset}", *TINY, *LEAN, f"tracking.uri=sqlite:///{workdir}/mlflow.db"]
+    if "mnist" in preset:
+        shrunk.append(f"data.path={keras_npz}")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", overrides=shrunk, return_hydra_config=True)
+        validate_jobs(config)  # every job of its sweep, as a multirun checks them
+        params = config.hydra.sweeper.get("params") or {}
+        first = [f"{key}={str(value).split(',')[0]}" for key, value in params.items()]
+        job = compose("config", overrides=[*shrunk, *first])
+    value = run_experiment(job, root=workdir, overrides=first)
+    assert math.isfinite(float(value)), preset
+    assert len(PRESETS) >= 6  # one per results table of docs/results.md
+
+
+def test_an_augmented_run_records_its_ranges_and_shows_the_digits_as_seen(workdir):
+    store = f"sqlite:///{workdir}/mlflow.db"
+    runs = {}
+    for choice in ("none", "shift"):
+        overrides = ["arch=dec", f"augment={choice}"]
+        cfg = compose_config([*TINY, *LEAN, f"tracking.uri={store}", *overrides])
+        run_experiment(cfg, root=workdir, overrides=overrides)
+    client = MlflowClient(store)
+    [experiment] = [e for e in client.search_experiments() if e.name == "aesweep"]
+    for run in client.search_runs([experiment.experiment_id]):
+        runs[run.data.params["augment.name"]] = run
+    shift, none = runs["shift"], runs["none"]
+    assert shift.data.params["augment.rotation"] == "10.0"
+    assert shift.data.params["augment.width_shift"] == "0.1"
+    assert "augmented_digits" in image_steps(client, shift.info.run_id)
+    assert "augmented_digits" not in image_steps(client, none.info.run_id)
+    # the ranges shape the network: in its training fingerprint, so the augmented run
+    # trained its own network instead of reusing the clean one's
+    assert fingerprint.shapes_training("augment.rotation")
+    assert "aesweep.model_from" not in shift.data.tags

@@ -15,6 +15,7 @@ from aesweep.features import RECONSTRUCTED
 from aesweep.names import MAP_ARTIFACT, PANEL_ARTIFACT
 
 if TYPE_CHECKING:
+    from aesweep.config import AugmentConfig
     from aesweep.data import Digits
     from aesweep.features import Features
     from aesweep.tracking import NullRunLog, RunLog
@@ -47,7 +48,7 @@ AUGMENTED_BATCHES = 3  # rows of the augmented_digits figure: three draws of the
 
 
 def log_augmented(
-    run: RunLog | NullRunLog, config, digits: Digits, *, name: str, seed: int
+    run: RunLog | NullRunLog, config: AugmentConfig, digits: Digits, *, name: str, seed: int
 ) -> None:
     """Image ``augmented_digits``: the first training digits as three batches drew them, so
     that a user sees what ``augment``'s ranges mean (nothing when it augments nothing)."""

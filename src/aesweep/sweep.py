@@ -131,7 +131,11 @@ def validate_jobs(config: DictConfig) -> None:
         return
     if not sweeper.endswith("BasicSweeper"):
         return  # other sweepers (Nevergrad, ...) draw their jobs as they go
-    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    # As BasicSweeper expands them: hydra.sweeper.params (an experiment preset's), then the
+    # command line's overrides, a later one replacing an earlier one of the same key.
+    params = config.hydra.sweeper.get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()]
+    overrides = OverridesParser.create().parse_overrides([*lines, *config.hydra.overrides.task])
     for batch in BasicSweeper.split_arguments(overrides, None):
         for job_overrides in batch:
             check(job_overrides)
