@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from aesweep import clustering, fingerprint, records
+from aesweep import clustering, fingerprint, pictures, records
 from aesweep.config import to_experiment_config
 from aesweep.errors import TrainingDiverged
 from aesweep.features import compute_features, load_digits
@@ -25,7 +25,6 @@ from aesweep.names import (
     REPLICATES_TAG,
     TRAINING_TAG,
 )
-from aesweep.pictures import RunPictures
 from aesweep.summary import OBJECTIVE, JobValue, objective_for
 from aesweep.tracking import Tracker
 
@@ -90,7 +89,8 @@ def run_experiment(
         records.log_inputs(exp, run, params, (train, test), prints, output_dir)
         start = time.perf_counter()
         try:
-            features = compute_features(exp, train, test, run, trained=trained)
+            watch = pictures.training_pictures(run, exp, train, name=exp.arch.name)
+            features = compute_features(exp, train, test, run, trained=trained, watch=watch)
         except TrainingDiverged as err:
             run.set_tags({EPOCHS_REACHED_TAG: err.epoch})
             raise
@@ -131,7 +131,7 @@ def run_experiment(
             )
             metrics |= tuned.metrics()
         run.log_metrics(scores | metrics)
-        RunPictures.choose(
+        pictures.RunPictures.choose(
             name,
             train,
             features,

@@ -9,6 +9,7 @@ of ``arch.model``, so a user's network is a YAML file naming a function (``_targ
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # Keras loads in seconds: only runs that train import it
 log = logging.getLogger(__name__)
 
 RECONSTRUCTED = 10  # the training digits every reconstruction shows, the same at every epoch
+#: ``watch(model) -> at_epoch_end(epoch)``: what a run does while its network trains
+Watch = Callable[["keras.Model"], Callable[[int], None]]
 
 
 @dataclass
@@ -74,11 +77,14 @@ def compute_features(
     run: RunLog | NullRunLog,
     *,
     trained: mlflow.entities.Run | None = None,
+    watch: Watch | None = None,
 ) -> Features:
     """Train the arch's autoencoder and encode, or fit its transformer and transform.
 
     ``trained``: a finished run whose autoencoder has the same training settings; it is
-    loaded and its loss curves copied instead of training again.
+    loaded and its loss curves copied instead of training again. ``watch(model)``, called
+    once the network to train is built, returns what to do after each epoch (the run's
+    pictures of its training: :mod:`aesweep.pictures`).
     """
     if not cfg.arch.trains:
         return _transform(instantiate(cfg.arch.model), train, test)
@@ -92,7 +98,7 @@ def compute_features(
         history = History(loss=curves["train/loss"], val_loss=curves["val/loss"])
         log.info("Reusing the autoencoder of run %s: no training", trained.info.run_id)
     else:
-        model, history = _train(cfg, train, test, run)
+        model, history = _train(cfg, train, test, run, watch)
     encoder = model.get_layer("encoder")
     return Features(
         train=encode(encoder, train.x),
@@ -105,24 +111,25 @@ def compute_features(
 
 
 def _train(
-    cfg: ExperimentConfig, train: data.Digits, test: data.Digits, run: RunLog | NullRunLog
+    cfg: ExperimentConfig,
+    train: data.Digits,
+    test: data.Digits,
+    run: RunLog | NullRunLog,
+    watch: Watch | None,
 ) -> tuple[keras.Model, History]:
     import keras
 
     from aesweep.augment import make_augment
-    from aesweep.pictures import log_augmented, reconstruction_snapshots
     from aesweep.training import train_autoencoder
 
     keras.utils.set_random_seed(cfg.seed)
     model = build_autoencoder(cfg.arch, needs_decoder=cfg.finetune.name == "idec")
-    snapshot = reconstruction_snapshots(
-        run, model, train, name=cfg.arch.name, epochs=cfg.train.epochs
-    )
-    log_augmented(run, cfg.augment, train, name=cfg.arch.name, seed=cfg.seed)
+    at_epoch_end = watch(model) if watch is not None else None
 
     def on_epoch_end(epoch: int, losses: dict[str, float]) -> None:
         run.log_epoch(epoch, losses)
-        snapshot(epoch)
+        if at_epoch_end is not None:
+            at_epoch_end(epoch)
 
     history = train_autoencoder(
         model,

@@ -15,7 +15,7 @@ from aesweep.features import RECONSTRUCTED
 from aesweep.names import MAP_ARTIFACT, PANEL_ARTIFACT
 
 if TYPE_CHECKING:
-    from aesweep.config import AugmentConfig
+    from aesweep.config import AugmentConfig, ExperimentConfig
     from aesweep.data import Digits
     from aesweep.features import Features
     from aesweep.tracking import NullRunLog, RunLog
@@ -42,6 +42,19 @@ def reconstruction_snapshots(
             run.log_figure_meanwhile(figure, "reconstructions", step=epoch)
 
     return at
+
+
+def training_pictures(
+    run: RunLog | NullRunLog, cfg: ExperimentConfig, digits: Digits, *, name: str
+) -> Callable[[object], Callable[[int], None]]:
+    """``watch(model)`` for :func:`aesweep.features.compute_features`: once the network is
+    built, the augmented digits it will see; after each epoch, its reconstructions."""
+
+    def watch(model) -> Callable[[int], None]:
+        log_augmented(run, cfg.augment, digits, name=name, seed=cfg.seed)
+        return reconstruction_snapshots(run, model, digits, name=name, epochs=cfg.train.epochs)
+
+    return watch
 
 
 AUGMENTED_BATCHES = 3  # rows of the augmented_digits figure: three draws of the same digits
