@@ -89,6 +89,7 @@ class SweepParent:
             root=root,
         )
         self.client = tracker.client
+        self.experiment_id = tracker.experiment_id
         #: whether other workers still need the parent when this process exits
         self.needed_elsewhere: Callable[[], bool] = lambda: False
         sweep_dir = sweep_dir.resolve()
@@ -151,7 +152,7 @@ class SweepParent:
         """End KILLED, with ``why``, the RUNNING runs of search trial ``trial`` (its worker
         stopped: the study runs the trial again)."""
         runs = self.client.search_runs(
-            [self.client.get_run(self.run_id).info.experiment_id],
+            [self.experiment_id],
             filter_string=(
                 f"tags.mlflow.parentRunId = '{self.run_id}' and "
                 f"tags.`{TRIAL_TAG}` = '{trial}' and attributes.status = 'RUNNING'"

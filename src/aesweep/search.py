@@ -387,7 +387,9 @@ def _ask_within_budget(
             surplus = {SURPLUS_ATTR: "other workers filled the study's budget"}
             worker.tell(trial, state=TrialState.FAIL, attrs=surplus)
             if RETRY_ATTR in trial.user_attrs:  # a stopped worker's trial: not dropped
-                study.enqueue_trial(trial.params, user_attrs=dict(trial.user_attrs))
+                study.enqueue_trial(
+                    trial.params, user_attrs={RETRY_ATTR: trial.user_attrs[RETRY_ATTR]}
+                )
             break
         asked.append((trial, overrides))
     return asked

@@ -44,6 +44,7 @@ from aesweep.errors import InputError
 from aesweep.names import HOST_TAG, PID_TAG
 from aesweep.search_record import describe_storage
 from aesweep.tracking.lookups import process_gone
+from aesweep.tracking.store import sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -279,11 +280,11 @@ class StudyWorker:
 def _lock_sqlite(storage: str) -> IO[bytes] | None:
     """Hold an exclusive lock on a SQLite study's file for this process's life; another
     worker's lock refuses this one (:class:`InputError`). In memory: no lock."""
-    path = storage.partition(":///")[2]
-    if not path or path == ":memory:":
+    path = sqlite_file(storage)
+    if path is None:
         return None
-    if not Path(path).parent.is_dir():
-        raise InputError(f"hydra.sweeper.storage={storage}: folder {Path(path).parent} is missing")
+    if not path.parent.is_dir():
+        raise InputError(f"hydra.sweeper.storage={storage}: folder {path.parent} is missing")
     handle = open(path, "ab")  # noqa: SIM115 - held open: the lock lasts while the file does
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -55,6 +55,12 @@ def ensure_experiment(client: MlflowClient, name: str, *, root: Path) -> str:
             return experiment.experiment_id
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///path`` URL (MLflow's or Optuna's), or None."""
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
 def open_client(tracking_uri: str) -> MlflowClient:
     """``MlflowClient(tracking_uri)``, one process at a time on a local SQLite store.
 
@@ -63,8 +69,8 @@ def open_client(tracking_uri: str) -> MlflowClient:
     other's migration. An exclusive lock on the database file (``flock``, apart from
     SQLite's own locks) makes the second wait for the first.
     """
-    path = tracking_uri.removeprefix("sqlite:///") if tracking_uri.startswith("sqlite:///") else ""
-    if not path or not Path(path).parent.is_dir():
+    path = sqlite_file(tracking_uri)
+    if path is None or not path.parent.is_dir():
         return MlflowClient(tracking_uri)  # a server, or a folder MLflow will name in its error
     with open(path, "ab") as database:  # creates an empty file: SQLite takes it as new
         fcntl.flock(database, fcntl.LOCK_EX)
