@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
+import logging
 import os
 import queue
 import re
+import runpy
 import shutil
 import signal
 import socket
@@ -36,6 +39,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
 from omegaconf import DictConfig
 
@@ -60,8 +64,10 @@ FIGURES = {
 #: makes any run take seconds: 200 digits, two epochs (conf/debug/tiny.yaml)
 TINY = ["debug=tiny"]
 #: leaves out records a test does not read and that cost seconds to make: the Keras model
-#: and the t-SNE map (test_end_to_end.py checks both)
-LEAN = ["tracking.log_model=false", "tracking.latent_map=false"]
+#: and the t-SNE map (test_end_to_end.py checks both), but keeps the pictures
+LEAN_PICTURED = ["tracking.log_model=false", "tracking.latent_map=false"]
+#: and the pictures too, about a second per run (test_experiment.py checks what is left)
+LEAN = [*LEAN_PICTURED, "tracking.images=false"]
 
 register_configs()
 
@@ -134,9 +140,75 @@ def assert_close_to_scale(actual, reference, *, rel: float, scale: float | None 
     np.testing.assert_allclose(actual, reference, rtol=0, atol=rel * scale)
 
 
-def run_cli(args: list[str], *, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``src/train.py`` as a user would, in ``cwd`` (where mlflow.db lands)."""
-    return run_script("train.py", args, cwd=cwd, timeout=timeout)
+def run_cli(
+    args: list[str], *, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``src/train.py <args>`` in ``cwd`` (where mlflow.db lands), in this process.
+
+    The script itself runs (``runpy``, as ``__main__``): Hydra parses the same command
+    line, the same exit code comes back (``SystemExit``), and what it prints is captured.
+    What a fresh interpreter would add is TensorFlow's import, seconds per command: the
+    tests that check a fresh process (its first screen, signals, launchers' processes) use
+    :func:`run_script` or :class:`BackgroundCli`. Everything the command changes in this
+    process is put back: directory, environment, signal handlers, logging, Hydra's state.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    saved_environ = dict(os.environ)
+    saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    root = logging.getLogger()
+    saved_logging = (list(root.handlers), root.level, logging.root.manager.disable)
+    saved_levels = {
+        name: logger.level
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    saved_argv, saved_cwd = sys.argv, os.getcwd()
+    # Hydra configures logging with dictConfig, which closes every handler it finds (pytest's
+    # capture among them): it finds none of those, and they come back afterwards.
+    saved_handler_list = logging._handlerList[:]
+    saved_named_handlers = dict(logging._handlers)
+    del logging._handlerList[:]
+    code = 0
+    try:
+        for name in set(os.environ) & CLI_UNSET:
+            del os.environ[name]
+        os.environ.update(env or {})
+        os.chdir(cwd)
+        sys.argv = [str(ROOT / "src" / "train.py"), *args]
+        GlobalHydra.instance().clear()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(sys.argv[0], run_name="__main__")
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        GlobalHydra.instance().clear()
+        _stop_loky_workers()  # spawned with this call's environment: not for the next one
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler)
+        for handler in root.handlers:
+            if handler not in saved_logging[0]:
+                handler.close()  # Hydra's: the job's log file, the captured console
+        root.handlers[:] = saved_logging[0]
+        logging._handlerList[:] = saved_handler_list
+        logging._handlers.clear()
+        logging._handlers.update(saved_named_handlers)
+        root.setLevel(saved_logging[1])
+        logging.disable(saved_logging[2])
+        for name, level in saved_levels.items():
+            logging.getLogger(name).setLevel(level)
+    return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())
+
+
+def _stop_loky_workers() -> None:
+    """Shut down the joblib launcher's worker processes, if a command started them."""
+    loky = sys.modules.get("joblib.externals.loky")
+    if loky is not None:
+        loky.get_reusable_executor().shutdown(wait=True)
 
 
 def run_script(
@@ -158,11 +230,16 @@ def run_script(
     )
 
 
+#: what ``mlflow`` calls made in this test process may have put into ``os.environ``: a user's
+#: shell has no tracking URI but the one the user sets
+CLI_UNSET = {"MLFLOW_TRACKING_URI"}
+
+
 def cli_env() -> dict[str, str]:
-    """The environment of a user's shell: without the tracking URI that ``mlflow``
-    calls made in this test process put into ``os.environ``, nor the TensorFlow log level
-    that importing aesweep set here (a command sets its own, as it would for a user)."""
-    set_here = {"MLFLOW_TRACKING_URI", "TF_CPP_MIN_LOG_LEVEL"}
+    """The environment of a user's shell, for a fresh interpreter: without :data:`CLI_UNSET`,
+    nor the TensorFlow log level that importing aesweep set here (a command sets its own,
+    as it would for a user)."""
+    set_here = CLI_UNSET | {"TF_CPP_MIN_LOG_LEVEL"}
     env = {k: v for k, v in os.environ.items() if k not in set_here}
     return env | {"PYTHONPATH": str(ROOT / "src")}
 

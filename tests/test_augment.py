@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CONF_DIR, LEAN, TINY, compose_config, image_steps
+from conftest import CONF_DIR, LEAN_PICTURED, TINY, compose_config, image_steps
 from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
 from user_nets import small_dense
@@ -196,7 +196,7 @@ def test_an_augmented_run_records_its_ranges_and_shows_the_digits_as_seen(workdi
     runs = {}
     for choice in ("none", "shift"):
         overrides = ["arch=dec", f"augment={choice}"]
-        cfg = compose_config([*TINY, *LEAN, f"tracking.uri={store}", *overrides])
+        cfg = compose_config([*TINY, *LEAN_PICTURED, f"tracking.uri={store}", *overrides])
         run_experiment(cfg, root=workdir, overrides=overrides)
     client = MlflowClient(store)
     [experiment] = [e for e in client.search_experiments() if e.name == "aesweep"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONF_DIR, LEAN, ROOT, TINY, run_script, summary_rows
+from conftest import CONF_DIR, LEAN, ROOT, TINY, run_cli, summary_rows
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
@@ -137,10 +137,11 @@ def test_the_worked_example_shows_the_errors_the_check_gives(message, with_user_
 
 
 @pytest.mark.slow
-def test_a_network_of_ones_own_sweeps_against_the_seed_cnn(user_project, workdir):
-    # The page's files in a project of their own: its src/ on the path, its conf/ searched.
-    result = run_script(
-        "train.py",
+def test_a_network_of_ones_own_sweeps_against_the_seed_cnn(user_project, workdir, monkeypatch):
+    # The page's files in a project of their own: its src/ on the path (the page's
+    # PYTHONPATH), its conf/ searched.
+    monkeypatch.syspath_prepend(str(user_project / "src"))
+    result = run_cli(
         [
             "-m",
             "arch=cnn,small_conv",
@@ -149,7 +150,6 @@ def test_a_network_of_ones_own_sweeps_against_the_seed_cnn(user_project, workdir
             f"hydra.searchpath=[file://{user_project}/conf]",
         ],
         cwd=workdir,
-        env={"PYTHONPATH": f"{ROOT / 'src'}:{user_project / 'src'}"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {row["arch"]: row for row in summary_rows(workdir)}

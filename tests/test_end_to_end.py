@@ -9,7 +9,16 @@ import urllib.request
 import mlflow
 import numpy as np
 import pytest
-from conftest import FIGURES, TINY, image_steps, run_cli, serve_mlflow, store_runs, summary_rows
+from conftest import (
+    FIGURES,
+    TINY,
+    image_steps,
+    run_cli,
+    run_script,
+    serve_mlflow,
+    store_runs,
+    summary_rows,
+)
 
 import report
 from aesweep.console import gpu_present
@@ -36,7 +45,8 @@ def _assert_complete(client, run, *, epochs):
 
 
 def test_single_run_records_everything_and_the_model_loads_back(workdir):
-    result = run_cli([*TINY, "arch=cnn", "latent_dim=16"], cwd=workdir)
+    # A fresh interpreter: what a newcomer's first command prints, TensorFlow's start included
+    result = run_script("train.py", [*TINY, "arch=cnn", "latent_dim=16"], cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "#/experiments/" in result.stdout + result.stderr  # the direct link to mlflow ui
     if not gpu_present():  # a newcomer's first screen: no TensorFlow noise that reads as failure

@@ -36,8 +36,10 @@ import report
 from aesweep.errors import TrainingDiverged
 from aesweep.experiment import run_experiment
 from aesweep.names import (
+    MAP_ARTIFACT,
     MODEL_FROM_TAG,
     OBJECTIVE_TAG,
+    PANEL_ARTIFACT,
     REPLICATES_TAG,
     RESUMED_FROM_TAG,
     SELECTION_TAG,
@@ -94,6 +96,17 @@ def test_a_run_records_the_values_in_force_its_curves_scores_and_figures(workdir
     assert images["reconstructions"] == [1, 2] and images["latent_grid"] == [0]
     grid = PIL.Image.open(image_path(client, run.info.run_id, "latent_grid", 0, workdir))
     assert grid.mode == "RGB" and min(grid.size) > 300
+
+
+def test_without_images_a_run_keeps_its_scores_and_the_arrays_its_sweep_draws(workdir):
+    _run(workdir, "arch=ffn", "tracking.log_model=false", "tracking.images=false")
+    client, [run] = store_runs(workdir)
+    assert run.info.status == "FINISHED" and "test/acc" in run.data.metrics
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 2
+    assert image_steps(client, run.info.run_id) == {}  # none at the end, none while training
+    # What a sweep's figures read: the panel's latents and the t-SNE map's coordinates
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "latents")}
+    assert {PANEL_ARTIFACT, MAP_ARTIFACT} <= logged
 
 
 def test_a_run_records_its_digits_and_code(workdir):

@@ -8,7 +8,15 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import LEAN, TINY, BackgroundCli, free_port, run_cli, store_runs, summary_rows
+from conftest import (
+    LEAN,
+    TINY,
+    BackgroundCli,
+    free_port,
+    run_cli,
+    store_runs,
+    summary_rows,
+)
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow

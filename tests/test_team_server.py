@@ -27,6 +27,7 @@ import pytest
 import requests
 from conftest import (
     LEAN,
+    LEAN_PICTURED,
     TINY,
     BackgroundCli,
     free_port,
@@ -222,7 +223,7 @@ def team_server(tmp_path_factory) -> Iterator[TeamServer]:
 
 
 def team_train(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return run_script("train.py", args, cwd=cwd, env=env)
+    return run_cli(args, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +233,7 @@ def team_sweep(team_server, tmp_path_factory) -> tuple[subprocess.CompletedProce
     start = time.monotonic()
     result = team_train(
         ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "train.threads=1", *TINY]
-        + ["arch=pixels,pca", "seed=0,1,2,3", *LEAN]
+        + ["arch=pixels,pca", "seed=0,1,2,3", *LEAN_PICTURED]
         + [f"tracking.uri={team_server.url}", "tracking.experiment=team"],
         work,
         login("alice"),
@@ -581,7 +582,8 @@ class Outage:
 
 def single_run(experiment: str, epochs: int, url: str) -> list[str]:
     """A single run with one line per epoch, recorded in ``experiment`` on ``url``."""
-    return [*TINY, *LEAN, "train.progress_every=1"] + [
+    # with its pictures: those taken while it trains must not wait for the server either
+    return [*TINY, *LEAN_PICTURED, "train.progress_every=1"] + [
         f"train.epochs={epochs}",
         f"tracking.experiment={experiment}",
         f"tracking.uri={url}",

@@ -409,6 +409,7 @@ class TrackingConfig:
     experiment: str = "aesweep"
     log_model: bool = True
     latent_map: bool = True
+    images: bool = True  # the run's MLflow images; the sweep's figures need only its arrays
     system_metrics: bool = True  # CPU, memory (GPU where one is) of a run that trains
     system_metrics_every: float = 10.0  # seconds between two samples
 

@@ -90,6 +90,7 @@ def run_experiment(
         start = time.perf_counter()
         try:
             watch = pictures.training_pictures(run, exp, train, name=exp.arch.name)
+            watch = watch if t.images else None
             features = compute_features(exp, train, test, run, trained=trained, watch=watch)
         except TrainingDiverged as err:
             run.set_tags({EPOCHS_REACHED_TAG: err.epoch})
@@ -141,7 +142,7 @@ def run_experiment(
             latent_map=run.enabled and t.latent_map,
             random_state=exp.seed,
             threads=exp.train.threads,
-        ).log(run)
+        ).log(run, images=t.images)
         if save_autoencoder:
             records.log_autoencoder(run, features, train, training_hash, name="model")
         if tuned is not None and t.log_model:

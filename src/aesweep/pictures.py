@@ -119,9 +119,23 @@ class RunPictures:
             else None,
         )
 
-    def log(self, run: RunLog | NullRunLog) -> None:
+    def log(self, run: RunLog | NullRunLog, *, images: bool = True) -> None:
         """The seed's pictures, reconstructions, the loss curve, the clusters against the
-        digits, the latent map, and the panel's and map's arrays for the sweep's figures."""
+        digits, the latent map, and the panel's and map's arrays for the sweep's figures;
+        ``images=False`` (``tracking.images``): the arrays alone."""
+        if images:
+            self._log_images(run)
+        train, features = self.train, self.features
+        run.log_arrays(
+            PANEL_ARTIFACT,
+            pixels=train.pixels[self.panel],
+            latents=features.train[self.panel],
+            labels=train.labels[self.panel],
+        )
+        if self.latent_map is not None:
+            self._log_map(run, images=images)
+
+    def _log_images(self, run: RunLog | NullRunLog) -> None:
         name, train, features = self.name, self.train, self.features
         run.log_figure(
             figures.latent_grid(train.pixels, features.train, self.members, title=name),
@@ -143,35 +157,30 @@ class RunPictures:
         if features.history is not None:
             h = features.history
             run.log_figure(figures.loss_curve(h.loss, h.val_loss, title=name), "loss_curve")
-        run.log_arrays(
-            PANEL_ARTIFACT,
-            pixels=train.pixels[self.panel],
-            latents=features.train[self.panel],
-            labels=train.labels[self.panel],
-        )
         table, digits, clusters = self.contingency
         run.log_figure(figures.confusion(table, digits, clusters, title=name), "confusion")
-        if self.latent_map is not None:
-            self._log_map(run)
 
-    def _log_map(self, run: RunLog | NullRunLog) -> None:
+    def _log_map(self, run: RunLog | NullRunLog, *, images: bool) -> None:
         latent_map, labels = self.latent_map, self.train.labels
-        table, digits, clusters = self.contingency
         shown = latent_map.index
-        matched = min(table.shape)  # the first columns hold the clusters matched to a digit
-        matching = dict(zip(clusters[:matched].tolist(), digits[:matched].tolist(), strict=True))
-        run.log_figure(
-            figures.latent_map(
-                latent_map.coords,
-                labels[shown],
-                self.labels_pred[shown],
-                matching=matching,
-                n_samples=latent_map.n_samples,
-                method=latent_map.method,
-                title=f"{self.name}, training digits",
-            ),
-            "latent_map",
-        )
+        if images:
+            table, digits, clusters = self.contingency
+            matched = min(table.shape)  # the first columns: the clusters matched to a digit
+            matching = dict(
+                zip(clusters[:matched].tolist(), digits[:matched].tolist(), strict=True)
+            )
+            run.log_figure(
+                figures.latent_map(
+                    latent_map.coords,
+                    labels[shown],
+                    self.labels_pred[shown],
+                    matching=matching,
+                    n_samples=latent_map.n_samples,
+                    method=latent_map.method,
+                    title=f"{self.name}, training digits",
+                ),
+                "latent_map",
+            )
         # The coordinates, so that the sweep's parent draws its jobs' maps without t-SNE.
         run.log_arrays(
             MAP_ARTIFACT,

@@ -160,6 +160,13 @@ class StudyWorker:
         trial.set_user_attr(PID_TAG, str(os.getpid()))
         self._beat([trial._trial_id])
 
+    def leave(self) -> None:
+        """Let go of what this worker holds (a SQLite study's lock): its search is over, and
+        the next worker may be this process's own next search."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     def is_mine(self, trial: FrozenTrial) -> bool:
         return trial.user_attrs.get(WORKER_ATTR) == self.id
 
@@ -278,7 +285,7 @@ class StudyWorker:
 
 
 def _lock_sqlite(storage: str) -> IO[bytes] | None:
-    """Hold an exclusive lock on a SQLite study's file for this process's life; another
+    """Hold an exclusive lock on a SQLite study's file until the worker leaves; another
     worker's lock refuses this one (:class:`InputError`). In memory: no lock."""
     path = sqlite_file(storage)
     if path is None:

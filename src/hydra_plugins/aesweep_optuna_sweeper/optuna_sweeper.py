@@ -98,36 +98,43 @@ class AesweepOptunaSweeper(Sweeper):
             heartbeat_interval=self.heartbeat_interval,
             grace_period=self.grace_period,
         )
-        log.info("Optuna study %r in %s", name, describe_storage(storage))
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        base = to_experiment_config(self.config)
-        parent = self._open_parent(base, name, worker, sweep_dir) if base.tracking.enabled else None
-        record = search.SearchRecord(
-            study_name=name,
-            storage=describe_storage(storage) if storage else None,
-            direction=self.direction,
-            sampler=self.sampler,
-            n_trials=self.n_trials,
-            space=search.describe_space(space),
-        )
-        if parent is not None:
-            # At exit the parent stays RUNNING while another worker runs trials, or will
-            # review the study (it told the last trial): it ends the parent.
-            parent.needed_elsewhere = lambda: worker.others_running() or not record.closes_parent
-        return search.run_search(
-            worker,
-            space,
-            self._share_cores(fixed),
-            n_trials=self.n_trials,
-            n_jobs=self.n_jobs,
-            launch=self.launch,
-            check=self.check,
-            record=record,
-            sweep_dir=sweep_dir,
-            reseed=self._reseed if self.sampler.get("seed") is not None else None,
-        )
+        try:
+            log.info("Optuna study %r in %s", name, describe_storage(storage))
+            sweep_dir = Path(self.config.hydra.sweep.dir)
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            base = to_experiment_config(self.config)
+            parent = (
+                self._open_parent(base, name, worker, sweep_dir) if base.tracking.enabled else None
+            )
+            record = search.SearchRecord(
+                study_name=name,
+                storage=describe_storage(storage) if storage else None,
+                direction=self.direction,
+                sampler=self.sampler,
+                n_trials=self.n_trials,
+                space=search.describe_space(space),
+            )
+            if parent is not None:
+                # At exit the parent stays RUNNING while another worker runs trials, or will
+                # review the study (it told the last trial): it ends the parent.
+                parent.needed_elsewhere = lambda: (
+                    worker.others_running() or not record.closes_parent
+                )
+            return search.run_search(
+                worker,
+                space,
+                self._share_cores(fixed),
+                n_trials=self.n_trials,
+                n_jobs=self.n_jobs,
+                launch=self.launch,
+                check=self.check,
+                record=record,
+                sweep_dir=sweep_dir,
+                reseed=self._reseed if self.sampler.get("seed") is not None else None,
+            )
+        finally:
+            worker.leave()
 
     def _open_parent(self, base, name: str, worker, sweep_dir: Path):
         """The study's one parent run: this worker's if it created the study, else found."""
