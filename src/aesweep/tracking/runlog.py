@@ -4,7 +4,6 @@ arrays, digits, and the Keras models that later runs reuse."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
@@ -17,7 +16,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
-import PIL.Image
 import requests
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
@@ -78,10 +76,11 @@ class RunLog:
         with a slider over the steps. The runs' Artifacts tab lists it under ``images/``.
         """
         try:
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=FIGURE_DPI)
-            buffer.seek(0)
-            image = PIL.Image.open(buffer).convert("RGB")
+            # The canvas's pixels are those of savefig's PNG, without encoding a PNG only to
+            # decode it for log_image, which encodes its own: half the time of a picture.
+            figure.set_dpi(FIGURE_DPI)
+            figure.canvas.draw()
+            image = np.asarray(figure.canvas.buffer_rgba())[..., :3]
             self.client.log_image(self.run_id, image, key=name, step=step)
         finally:
             plt.close(figure)
