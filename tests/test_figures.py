@@ -1,7 +1,13 @@
+import io
+
 import numpy as np
+import PIL.Image
 import pytest
+from conftest import image_path
 
 from aesweep import clustering, figures
+from aesweep.tracking import Tracker
+from aesweep.tracking.runlog import FIGURE_DPI
 
 
 def test_latent_images_use_the_smallest_square_grid():
@@ -136,3 +142,22 @@ def test_latent_map_and_confusion_draw(tmp_path):
     fig = figures.confusion(table, labels, clusters, title="ffn")
     assert f"{np.trace(table) / 40:.3f}" in fig.axes[0].get_title()
     _fig_size_is_sane(fig, tmp_path, "confusion")
+
+
+def test_a_logged_picture_holds_the_pixels_savefig_writes(workdir, monkeypatch):
+    """log_figure hands MLflow the canvas's pixels instead of a PNG round trip."""
+
+    def figure():
+        return figures.loss_curve([1.0, 0.5, 0.3], [1.1, 0.6, 0.4], title="ffn")
+
+    png = io.BytesIO()
+    figure().savefig(png, format="png", dpi=FIGURE_DPI)
+    written = np.asarray(PIL.Image.open(png).convert("RGB"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    tracker = Tracker.connect(enabled=True, uri=uri, experiment="pictures", root=workdir)
+    with tracker.run(run_name="pictures", tags={}) as run:
+        run.log_figure(figure(), "loss_curve")
+    logged = image_path(tracker.client, tracker.run_id, "loss_curve", 0, workdir)
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(logged).convert("RGB")), written)
+    figures.plt.close("all")
