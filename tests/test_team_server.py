@@ -594,7 +594,7 @@ def single_run(experiment: str, epochs: int, url: str) -> list[str]:
 def outage(tmp_path_factory, empty_store) -> Iterator[Outage]:
     """One server, two jobs on it, and the server stopped once both are training.
 
-    ``away`` (400 epochs, aesweep's retry budget) trains on through the outage and finishes
+    ``away`` (1000 epochs, aesweep's retry budget) trains on through the outage and finishes
     once the server is back, at least 10 s later (two of its 5-s metric batches fail);
     ``gone`` (200 epochs, a retry budget of 2 s standing for aesweep's minute) gives up
     while the server is still away.
@@ -602,7 +602,10 @@ def outage(tmp_path_factory, empty_store) -> Iterator[Outage]:
     folder = tmp_path_factory.mktemp("outage")
     shutil.copyfile(empty_store, folder / "server.db")
     server = RestartableServer(folder, folder / "server.db")
-    epochs = {"away": 400, "gone": 200}  # away: 10 s of training here, the outage inside it
+    # away: 10-25 s of training (8-25 ms an epoch, by the machine and its load), so that at
+    # least one of its 5-s metric batches falls in the outage; 400 epochs ended first on a
+    # fast, idle machine
+    epochs = {"away": 1000, "gone": 200}
     budget = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
     dirs = {name: tmp_path_factory.mktemp(name) for name in epochs}
     jobs = {}
