@@ -19,6 +19,8 @@ from conftest import (
 )
 from mlflow.tracking import MlflowClient
 
+from aesweep.console import gpu_present
+
 pytestmark = pytest.mark.slow
 
 
@@ -75,6 +77,10 @@ def test_ctrl_c_kills_a_sweep_and_resume_finishes_it_without_repeating_work(work
         assert cli.interrupt(signal.SIGINT) != 0
     finally:
         cli.kill()
+    if not gpu_present():  # a newcomer's first screen: no TensorFlow noise that reads as failure
+        first_screen = "".join(cli.output)  # a fresh process, up to its second job's training
+        assert "#/experiments/" in first_screen  # the direct link to mlflow ui
+        assert "cuInit" not in first_screen and "absl::InitializeLog" not in first_screen
     client = _client(workdir)
     _assert_nothing_running(client)
     runs = _all_runs(client)
