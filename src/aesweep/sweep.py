@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from aesweep.config import check_job, to_experiment_config
 from aesweep.errors import InputError, TrackingError, one_line
@@ -92,8 +92,8 @@ class MlflowSweepCallback(Callback):
 def validate_jobs(config: DictConfig) -> None:
     """Compose and check every job of a multirun before the first one starts.
 
-    A grid's jobs are all known; a search's are drawn as it goes, so each value of its
-    space is checked instead (:func:`aesweep.search.validate_space`).
+    A grid's jobs are all known; a search's are drawn as it goes, so its sweeper checks
+    each value of its space instead (:func:`aesweep.search.validate_space`), once.
 
     Raises
     ------
@@ -120,17 +120,11 @@ def validate_jobs(config: DictConfig) -> None:
         check_job(compose(config.hydra.job.config_name, overrides=[*overrides, *searchpath]))
 
     sweeper = str(config.hydra.sweeper.get("_target_", ""))
-    if is_search(config):
-        # A search draws its jobs as it goes: check each value of its space instead.
-        from aesweep import search
-
-        params = config.hydra.sweeper.params
-        params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
-        space, fixed = search.parse_space(params, list(config.hydra.overrides.task))
-        search.validate_space(space, fixed, check)
-        return
     if not sweeper.endswith("BasicSweeper"):
-        return  # other sweepers (Nevergrad, ...) draw their jobs as they go
+        # A search draws its jobs as it goes: its sweeper checks each value of its space
+        # before the first trial (search.validate_space), and other sweepers (Nevergrad,
+        # ...) are theirs to check.
+        return
     # As BasicSweeper expands them: hydra.sweeper.params (an experiment preset's), then the
     # command line's overrides, a later one replacing an earlier one of the same key.
     params = config.hydra.sweeper.get("params") or {}
