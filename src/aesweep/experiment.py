@@ -89,8 +89,11 @@ def run_experiment(
         records.log_inputs(exp, run, params, (train, test), prints, output_dir)
         start = time.perf_counter()
         try:
-            watch = pictures.training_pictures(run, exp, train, name=exp.arch.name)
-            watch = watch if t.images else None
+            watch = (
+                pictures.training_pictures(run, exp, train, name=exp.arch.name)
+                if t.images
+                else None
+            )
             features = compute_features(exp, train, test, run, trained=trained, watch=watch)
         except TrainingDiverged as err:
             run.set_tags({EPOCHS_REACHED_TAG: err.epoch})
