@@ -75,7 +75,9 @@ def run_experiment(
         done = tracker.find_finished(FINGERPRINT_TAG, prints["config"].hash)
         if done is not None:
             log.info("%s: identical config FINISHED in run %s; reusing it", name, done.info.run_id)
-            tracker.copy_finished(done, run_name=name, tags=tags, parent_run_id=parent_run_id)
+            records.log_resumed(
+                tracker, done, run_name=name, tags=tags, parent_run_id=parent_run_id
+            )
             return JobValue(done.data.metrics.get(objective, math.nan), metric=objective)
     training_hash = prints["training"].hash
     trained = None

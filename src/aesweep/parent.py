@@ -37,6 +37,7 @@ from aesweep.names import (
 )
 from aesweep.reference import pixel_reference
 from aesweep.review import (
+    Sweep,
     child_runs,
     load_sweep,
     search_figures,
@@ -165,43 +166,6 @@ class SweepParent:
         with server.no_retries(), contextlib.suppress(MlflowException):
             end_run(self.client, self.run_id, RunStatus.FAILED, reason)
 
-    def log_references(self, children: list[Run]) -> dict[str, dict[str, float]]:
-        """KMeans on the pixels of each distinct set of digits the jobs saw, on the parent.
-
-        Jobs over several seeds or data sizes saw different digits, so each such set gets
-        its own reference (selection id -> scores).
-        """
-        # Only the digits of jobs that finished: a failed job's may be unreadable (a bad file).
-        finished = [run for run in children if run.info.status == "FINISHED"]
-        selections = {run.data.tags.get(SELECTION_TAG, "") for run in finished} - {""}
-        n_clusters = self.base.cluster.n_clusters
-        readable = {}
-        for selection in sorted(selections):
-            chosen = json.loads(selection)
-            scores = pixel_reference(chosen, n_clusters=n_clusters)
-            readable[selection_id(selection)] = {"selection": chosen, "scores": scores}
-        # An artifact, not metrics: metrics named by a selection's hash filled the parent's
-        # charts with sections no one could read; the table's reference rows show them.
-        if readable:
-            self.client.log_dict(self.run_id, readable, REFERENCES_ARTIFACT)
-        return {selection: entry["scores"] for selection, entry in readable.items()}
-
-    def _log_table(self, columns: list[str], rows: list[dict], experiment_id: str) -> None:
-        """The summary as an MLflow table (the run's Artifacts tab shows it, and
-        ``mlflow.load_table(SUMMARY_TABLE, run_ids=[parent])`` reads it back), each job's row
-        with the link to its run."""
-        table = to_table(columns, rows)
-        uri = self.client.tracking_uri
-        table["run"] = [ui_link(uri, experiment_id, r) if r else None for r in table[RUN_ID]]
-        if any(a.path == SUMMARY_TABLE for a in self.client.list_artifacts(self.run_id)):
-            # A study's parent reviewed again: log_table would append the rows to the old
-            # table, so the file is replaced, in log_table's own format.
-            frame = pandas.DataFrame(table)
-            text = frame.to_json(orient="split", index=False, date_format="iso")
-            self.client.log_text(self.run_id, text, SUMMARY_TABLE)
-        else:
-            self.client.log_table(self.run_id, data=table, artifact_file=SUMMARY_TABLE)
-
     def review(self, sweep_dir: Path) -> int:
         """Table, files, figures and final status of the sweep; returns its failed jobs.
 
@@ -218,16 +182,10 @@ class SweepParent:
         search = SearchRecord.read(sweep_dir)  # None for a grid
         if changed:  # read the runs again, with their new status and tags
             sweep = dataclasses.replace(sweep, children=child_runs(self.client, sweep.parent))
-        sweep.references = self.log_references(sweep.children)
-        columns, rows = sweep.table()
-        markdown, csv_text = to_markdown(columns, rows), to_csv(columns, rows)
-        for name, text in [("summary.md", markdown), ("summary.csv", csv_text)]:
-            (sweep_dir / name).write_text(text)
-            self.client.log_artifact(self.run_id, str(sweep_dir / name))
-        self._log_table(columns, rows, sweep.parent.info.experiment_id)
-        for name, figure in sweep_figures(self.client, sweep).items():
-            self.client.log_figure(self.run_id, figure, f"figures/{name}.png")
-            figures.plt.close(figure)
+        sweep.references = log_references(
+            self.client, self.run_id, sweep.children, n_clusters=self.base.cluster.n_clusters
+        )
+        markdown = log_summary(self.client, self.run_id, sweep_dir, sweep)
         failed = sum(job.status != "FINISHED" for job in sweep.jobs)
         if search is not None:
             log_search(self.client, self.run_id, search)
@@ -248,6 +206,64 @@ class SweepParent:
         if failed:
             log.error("%d of %d jobs failed; see the status column above", failed, len(sweep.jobs))
         return failed
+
+
+def log_references(
+    client: MlflowClient, run_id: str, children: list[Run], *, n_clusters: int
+) -> dict[str, dict[str, float]]:
+    """KMeans on the pixels of each distinct set of digits the jobs saw, on the parent run
+    ``run_id``.
+
+    Jobs over several seeds or data sizes saw different digits, so each such set gets
+    its own reference (selection id -> scores).
+    """
+    # Only the digits of jobs that finished: a failed job's may be unreadable (a bad file).
+    finished = [run for run in children if run.info.status == "FINISHED"]
+    selections = {run.data.tags.get(SELECTION_TAG, "") for run in finished} - {""}
+    readable = {}
+    for selection in sorted(selections):
+        chosen = json.loads(selection)
+        scores = pixel_reference(chosen, n_clusters=n_clusters)
+        readable[selection_id(selection)] = {"selection": chosen, "scores": scores}
+    # An artifact, not metrics: metrics named by a selection's hash filled the parent's
+    # charts with sections no one could read; the table's reference rows show them.
+    if readable:
+        client.log_dict(run_id, readable, REFERENCES_ARTIFACT)
+    return {selection: entry["scores"] for selection, entry in readable.items()}
+
+
+def log_summary(client: MlflowClient, run_id: str, sweep_dir: Path, sweep: Sweep) -> str:
+    """The sweep's table (``summary.md``, ``summary.csv`` in ``sweep_dir`` and on the parent
+    run ``run_id``, and as an MLflow table) and its comparison figures; the table's Markdown."""
+    columns, rows = sweep.table()
+    markdown, csv_text = to_markdown(columns, rows), to_csv(columns, rows)
+    for name, text in [("summary.md", markdown), ("summary.csv", csv_text)]:
+        (sweep_dir / name).write_text(text)
+        client.log_artifact(run_id, str(sweep_dir / name))
+    log_summary_table(client, run_id, columns, rows, sweep.parent.info.experiment_id)
+    for name, figure in sweep_figures(client, sweep).items():
+        client.log_figure(run_id, figure, f"figures/{name}.png")
+        figures.plt.close(figure)
+    return markdown
+
+
+def log_summary_table(
+    client: MlflowClient, run_id: str, columns: list[str], rows: list[dict], experiment_id: str
+) -> None:
+    """The summary as an MLflow table (the run's Artifacts tab shows it, and
+    ``mlflow.load_table(SUMMARY_TABLE, run_ids=[parent])`` reads it back), each job's row
+    with the link to its run."""
+    table = to_table(columns, rows)
+    uri = client.tracking_uri
+    table["run"] = [ui_link(uri, experiment_id, r) if r else None for r in table[RUN_ID]]
+    if any(a.path == SUMMARY_TABLE for a in client.list_artifacts(run_id)):
+        # A study's parent reviewed again: log_table would append the rows to the old
+        # table, so the file is replaced, in log_table's own format.
+        frame = pandas.DataFrame(table)
+        text = frame.to_json(orient="split", index=False, date_format="iso")
+        client.log_text(run_id, text, SUMMARY_TABLE)
+    else:
+        client.log_table(run_id, data=table, artifact_file=SUMMARY_TABLE)
 
 
 def study_parent(

@@ -10,26 +10,29 @@ import logging
 import math
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 
 from aesweep import clustering, data, fingerprint
 from aesweep.config import ExperimentConfig
 from aesweep.features import Features
 from aesweep.names import (
+    EPOCHS_REACHED_TAG,
     FINGERPRINTS_ARTIFACT,
     JOB_DIR_TAG,
     MODEL_URI_TAG,
     OVERRIDES_TAG,
+    RESUMED_FROM_TAG,
     SELECTION_TAG,
     TRAINING_TAG,
     TRIAL_ENV,
     TRIAL_TAG,
 )
 from aesweep.reference import data_selection
-from aesweep.tracking import NullRunLog, RunLog, code_tags, flatten, ui_link
+from aesweep.tracking import NullRunLog, RunLog, Tracker, code_tags, flatten, ui_link
 
 log = logging.getLogger("aesweep.experiment")  # the run's own lines, as before the split
 
@@ -133,3 +136,25 @@ def report(name: str, scores: dict[str, float], seconds: float, tracker) -> None
         link = ui_link(tracker.tracking_uri, tracker.experiment_id, tracker.run_id)
         log.info("MLflow run: %s", link)
         log.info("All runs:   %s", ui_link(tracker.tracking_uri, tracker.experiment_id))
+
+
+def log_resumed(
+    tracker: Tracker,
+    source: Run,
+    *,
+    run_name: str,
+    tags: Mapping[str, str],
+    parent_run_id: str | None,
+) -> None:
+    """Record a run that reuses ``source``'s results (resume), so a sweep lists every job.
+
+    The copy names the run that did the work, also when ``source`` is itself a copy:
+    its curves, latents and maps are there.
+    """
+    original = source.data.tags.get(RESUMED_FROM_TAG, source.info.run_id)
+    tags = {**tags, RESUMED_FROM_TAG: original}
+    if EPOCHS_REACHED_TAG in source.data.tags:
+        tags[EPOCHS_REACHED_TAG] = source.data.tags[EPOCHS_REACHED_TAG]
+    with tracker.run(run_name=run_name, tags=tags, parent_run_id=parent_run_id) as log:
+        log.log_params(source.data.params)
+        log.log_metrics(source.data.metrics)

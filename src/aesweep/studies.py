@@ -80,9 +80,11 @@ class StudyWorker:
         created: bool,
         heartbeat_interval: float = 10,
         grace_period: float | None = None,
+        lock: IO[bytes] | None = None,
     ) -> None:
         """``shared``: other workers may run trials of ``study`` (False: any RUNNING trial
-        is a dead process's); ``created``: this worker created the study."""
+        is a dead process's); ``created``: this worker created the study; ``lock``: the
+        SQLite study's lock it holds until it leaves."""
         self.study = study
         self.shared = shared
         self.created = created
@@ -90,7 +92,7 @@ class StudyWorker:
         self.grace_period = 2 * heartbeat_interval if grace_period is None else grace_period
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.on_stopped: OnStopped = lambda trial, why: None
-        self._lock: IO[bytes] | None = None
+        self._lock = lock
         self._reaping = threading.Lock()
 
     @property
@@ -98,58 +100,6 @@ class StudyWorker:
         """Seconds, at most, before a stopped worker's trial is noticed by a live worker
         (one that is running a trial notices it from its heartbeat thread)."""
         return self.grace_period + self.heartbeat_interval
-
-    # --- Joining ------------------------------------------------------------------------
-
-    @classmethod
-    def join(
-        cls,
-        storage: str | None,
-        *,
-        study_name: str,
-        direction: str,
-        sampler: optuna.samplers.BaseSampler,
-        heartbeat_interval: int,
-        grace_period: int | None,
-    ) -> StudyWorker:
-        """Create the study ``study_name`` in ``storage``, or load it if another worker (or
-        an earlier run) did, and join it.
-
-        Raises
-        ------
-        InputError
-            When another worker holds a SQLite storage, or a path's folder is missing.
-        """
-        lock = _lock_sqlite(storage) if storage and _is_sqlite(storage) else None
-        opened = _open(storage, heartbeat_interval, grace_period)
-        worker: StudyWorker | None = None
-
-        def stopped(study: optuna.Study, trial: FrozenTrial) -> None:  # Optuna's stale check
-            if worker is not None:
-                worker._run_again(trial, "its worker stopped sending heartbeats")
-
-        if isinstance(opened, RDBStorage) and opened.heartbeat_interval:
-            opened.heartbeat_stale_trial_callback = stopped
-            # Optuna warns at each ask that heartbeats are for study.optimize: here the
-            # worker's own thread beats them (StudyWorker.running).
-            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed", UserWarning)
-        try:
-            study = optuna.create_study(
-                study_name=study_name, storage=opened, sampler=sampler, direction=direction
-            )
-            created = True
-        except optuna.exceptions.DuplicatedStudyError:
-            study = optuna.load_study(study_name=study_name, storage=opened, sampler=sampler)
-            created = False
-        worker = cls(
-            study,
-            shared=lock is None and storage is not None,
-            created=created,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-        )
-        worker._lock = lock
-        return worker
 
     # --- Its own trials -----------------------------------------------------------------
 
@@ -238,23 +188,9 @@ class StudyWorker:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 fail_stale_trials(self.study)  # a database's heartbeats: calls `stopped`
             for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if self.is_mine(trial):
-                    continue
-                if not self.shared:
-                    why = "its search was killed"  # no other worker could be running it
-                elif WORKER_ATTR not in trial.user_attrs:
-                    if not self._older_than_grace(trial):
-                        continue  # just asked: its worker claims it in a moment
-                    why = "its search, of an aesweep before workers, was killed"
-                elif process_gone(trial.user_attrs):
-                    why = f"its worker {trial.user_attrs[WORKER_ATTR]} is gone"
-                else:
-                    continue
-                self._end_and_run_again(trial, why)
-
-    def _older_than_grace(self, trial: FrozenTrial) -> bool:
-        started = trial.datetime_start
-        return started is None or (datetime.now() - started).total_seconds() > self.grace_period
+                why = None if self.is_mine(trial) else _why_stopped(trial, self)
+                if why is not None:
+                    self._end_and_run_again(trial, why)
 
     def _end_and_run_again(self, trial: FrozenTrial, why: str) -> None:
         try:
@@ -282,6 +218,70 @@ class StudyWorker:
     def idle(self) -> None:
         """Wait a moment: what is left runs on other workers, which may yet stop."""
         threading.Event().wait(min(self.heartbeat_interval, 1.0))
+
+
+def _why_stopped(trial: FrozenTrial, worker: StudyWorker) -> str | None:
+    """Why another worker's RUNNING ``trial`` has no live worker, or None if it may have."""
+    if not worker.shared:
+        return "its search was killed"  # no other worker could be running it
+    if WORKER_ATTR not in trial.user_attrs:
+        started = trial.datetime_start
+        age = None if started is None else (datetime.now() - started).total_seconds()
+        if age is not None and age <= worker.grace_period:
+            return None  # just asked: its worker claims it in a moment
+        return "its search, of an aesweep before workers, was killed"
+    if process_gone(trial.user_attrs):
+        return f"its worker {trial.user_attrs[WORKER_ATTR]} is gone"
+    return None
+
+
+def join_study(
+    storage: str | None,
+    *,
+    study_name: str,
+    direction: str,
+    sampler: optuna.samplers.BaseSampler,
+    heartbeat_interval: int,
+    grace_period: int | None,
+) -> StudyWorker:
+    """Create the study ``study_name`` in ``storage``, or load it if another worker (or
+    an earlier run) did, and join it.
+
+    Raises
+    ------
+    InputError
+        When another worker holds a SQLite storage, or a path's folder is missing.
+    """
+    lock = _lock_sqlite(storage) if storage and _is_sqlite(storage) else None
+    opened = _open(storage, heartbeat_interval, grace_period)
+    worker: StudyWorker | None = None
+
+    def stopped(study: optuna.Study, trial: FrozenTrial) -> None:  # Optuna's stale check
+        if worker is not None:
+            worker._run_again(trial, "its worker stopped sending heartbeats")
+
+    if isinstance(opened, RDBStorage) and opened.heartbeat_interval:
+        opened.heartbeat_stale_trial_callback = stopped
+        # Optuna warns at each ask that heartbeats are for study.optimize: here the
+        # worker's own thread beats them (StudyWorker.running).
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed", UserWarning)
+    try:
+        study = optuna.create_study(
+            study_name=study_name, storage=opened, sampler=sampler, direction=direction
+        )
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=study_name, storage=opened, sampler=sampler)
+        created = False
+    worker = StudyWorker(
+        study,
+        shared=lock is None and storage is not None,
+        created=created,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        lock=lock,
+    )
+    return worker
 
 
 def _lock_sqlite(storage: str) -> IO[bytes] | None:

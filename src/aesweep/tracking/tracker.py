@@ -16,7 +16,7 @@ from mlflow.tracking.context.registry import resolve_tags
 
 from aesweep import server
 from aesweep.errors import TrackingRefused, TrackingUnavailable
-from aesweep.names import EPOCHS_REACHED_TAG, FAILURE_TAG, RESUMED_FROM_TAG
+from aesweep.names import FAILURE_TAG
 from aesweep.tracking import lookups
 from aesweep.tracking.runlog import NullRunLog, RunLog
 from aesweep.tracking.store import ensure_experiment, open_client, resolve_tracking_uri
@@ -122,10 +122,7 @@ class Tracker:
             if refused is not None:
                 raise TrackingRefused(_refused(self, refused, err)) from err
             if gone:
-                raise TrackingUnavailable(
-                    f"tracking server {self.tracking_uri} stopped answering "
-                    f"({server.reason(err)}) through {server.retry_budget()}"
-                ) from err
+                raise TrackingUnavailable(_stopped_answering(self.tracking_uri, err)) from err
             raise
         else:
             self._end(log, RunStatus.FINISHED)
@@ -157,22 +154,6 @@ class Tracker:
         """End KILLED this experiment's RUNNING runs of ``tag`` = ``value`` whose process is
         gone (:func:`aesweep.tracking.lookups.end_stale_runs`); their run ids."""
         return lookups.end_stale_runs(self.client, self.experiment_id, tag, value)
-
-    def copy_finished(
-        self, source: Run, *, run_name: str, tags: Mapping[str, str], parent_run_id: str | None
-    ) -> None:
-        """Record a run that reuses ``source``'s results (resume), so a sweep lists every job.
-
-        The copy names the run that did the work, also when ``source`` is itself a copy:
-        its curves, latents and maps are there.
-        """
-        original = source.data.tags.get(RESUMED_FROM_TAG, source.info.run_id)
-        tags = {**tags, RESUMED_FROM_TAG: original}
-        if EPOCHS_REACHED_TAG in source.data.tags:
-            tags[EPOCHS_REACHED_TAG] = source.data.tags[EPOCHS_REACHED_TAG]
-        with self.run(run_name=run_name, tags=tags, parent_run_id=parent_run_id) as log:
-            log.log_params(source.data.params)
-            log.log_metrics(source.data.metrics)
 
     def record_failure(
         self,
@@ -220,9 +201,13 @@ def _left_unsent(
     )
     if refused is not None:
         return TrackingRefused(f"{_refused(tracker, refused, err)}; {left}")
-    return TrackingUnavailable(
-        f"tracking server {tracker.tracking_uri} stopped answering ({server.reason(err)}) "
-        f"through {server.retry_budget()}; {left}"
+    return TrackingUnavailable(f"{_stopped_answering(tracker.tracking_uri, err)}; {left}")
+
+
+def _stopped_answering(tracking_uri: str, err: BaseException) -> str:
+    return (
+        f"tracking server {tracking_uri} stopped answering ({server.reason(err)}) "
+        f"through {server.retry_budget()}"
     )
 
 

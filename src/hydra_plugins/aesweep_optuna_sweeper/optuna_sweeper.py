@@ -74,7 +74,7 @@ class AesweepOptunaSweeper(Sweeper):
         from aesweep.config import to_experiment_config
         from aesweep.errors import InputError
         from aesweep.search_record import describe_storage
-        from aesweep.studies import StudyWorker
+        from aesweep.studies import join_study
 
         for key in ("n_trials", "n_jobs", "heartbeat_interval"):
             if getattr(self, key) < 1:
@@ -90,7 +90,7 @@ class AesweepOptunaSweeper(Sweeper):
             space, fixed, direction=self.direction, sampler=self.sampler
         )
         storage = self._storage()
-        worker = StudyWorker.join(
+        worker = join_study(
             storage,
             study_name=name,
             direction=self.direction,
