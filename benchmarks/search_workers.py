@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT / "src")]
 import optuna  # noqa: E402
 from optuna.distributions import CategoricalDistribution, FloatDistribution  # noqa: E402
 
-from aesweep.studies import StudyWorker  # noqa: E402
+from aesweep.studies import join_study  # noqa: E402
 
 N_TRIALS = 12
 SEARCH = [
@@ -100,7 +100,7 @@ def run_search(folder: Path, workers: int) -> tuple[float, list[tuple[int, str, 
 def storage_cost(storage, label: str, repeats: int = 50) -> str:
     """Median milliseconds of one trial's round trips: ask, claim, tell."""
     sampler = optuna.samplers.RandomSampler(seed=0)
-    worker = StudyWorker.join(
+    worker = join_study(
         storage,
         study_name=f"cost-{time.time_ns()}",
         direction="maximize",
