@@ -306,6 +306,7 @@ class FinetuneName(StrEnum):
     none = "none"
     dec = "dec"
     idec = "idec"
+    selflabel = "selflabel"
 
 
 class Optimizer(StrEnum):
@@ -315,6 +316,10 @@ class Optimizer(StrEnum):
 
 #: each key of ``finetune`` that only some settings read, and a test of whether they do
 _FINETUNE_ONLY = {
+    **{
+        key: ("finetune=dec|idec", lambda f: f.name in (FinetuneName.dec, FinetuneName.idec))
+        for key in ("alpha", "update_interval", "tol")
+    },
     "gamma": ("finetune=idec", lambda f: f.name == FinetuneName.idec),
     "momentum": ("finetune.optimizer=sgd", lambda f: f.optimizer == Optimizer.sgd),
 }
@@ -322,10 +327,12 @@ _FINETUNE_ONLY = {
 
 @dataclass
 class FinetuneConfig:
-    """Clustering-oriented fine-tuning of the trained encoder (DEC, IDEC), or none.
+    """Clustering-oriented fine-tuning of the trained encoder (DEC, IDEC, self-labelling),
+    or none.
 
     ``none`` leaves every other key null; ``dec`` and ``idec`` set them all (``gamma``
-    only for idec, ``momentum`` only with SGD), and a key that would be ignored is refused.
+    only for idec, ``momentum`` only with SGD), ``selflabel`` all but DEC's ``alpha``,
+    ``update_interval`` and ``tol``; a key that would be ignored is refused.
     """
 
     name: FinetuneName = FinetuneName.none
@@ -340,13 +347,13 @@ class FinetuneConfig:
     gamma: float | None = None  # idec only: the weight of the clustering loss
 
     def __post_init__(self) -> None:
-        keys = ("alpha", "update_interval", "tol", "max_steps", "batch_size", "optimizer", "lr")
+        keys = ("max_steps", "batch_size", "optimizer", "lr")
         if self.name == FinetuneName.none:
             for key in (*keys, *_FINETUNE_ONLY):
                 if getattr(self, key) is not None:
                     raise InputError(
                         f"finetune.{key}={_shown(getattr(self, key))} is read only by "
-                        "finetune=dec|idec, not finetune=none"
+                        "finetune=dec|idec|selflabel, not finetune=none"
                     )
             return
         for key in keys:
@@ -359,8 +366,9 @@ class FinetuneConfig:
             if not reads(self) and value is not None:
                 raise InputError(f"finetune.{key}={value!r} is read only by {reader}")
         for key in ("alpha", "update_interval", "max_steps", "batch_size", "lr"):
-            _check_positive(f"finetune.{key}", getattr(self, key))
-        if not 0 <= self.tol < 1:
+            if getattr(self, key) is not None:
+                _check_positive(f"finetune.{key}", getattr(self, key))
+        if self.tol is not None and not 0 <= self.tol < 1:
             raise InputError(f"finetune.tol={self.tol!r} must be in [0, 1)")
         if self.momentum is not None and not 0 <= self.momentum < 1:
             raise InputError(f"finetune.momentum={self.momentum!r} must be in [0, 1)")
@@ -453,8 +461,12 @@ class ExperimentConfig:
                 raise InputError(
                     f"finetune={self.finetune.name} fine-tunes an encoder: arch={arch} has none"
                 )
-            # DEC's centres are KMeans centres in the latent space itself.
-            if self.cluster.name != ClusterName.kmeans:
+            # DEC's centres are KMeans centres in the latent space itself; self-labelling
+            # follows any clusterer's labels.
+            if (
+                self.finetune.name != FinetuneName.selflabel
+                and self.cluster.name != ClusterName.kmeans
+            ):
                 raise InputError(
                     f"finetune={self.finetune.name} starts its centres from KMeans on the "
                     f"latents: cluster={self.cluster.name} is not cluster=kmeans"

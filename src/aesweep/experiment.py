@@ -127,10 +127,12 @@ def run_experiment(
 
             features, scores, labels_pred, tuned = fine_tune_features(
                 features,
-                clusterer.cluster_centers_,
+                clusterer,
+                labels_pred,
                 train,
                 test,
                 exp.finetune,
+                n_clusters=exp.cluster.n_clusters,
                 random_state=exp.seed,
                 on_update=lambda u: run.log_metrics(u.metrics(), step=u.step),
                 augment=make_augment(exp.augment),

@@ -33,6 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers, ops
+from sklearn.base import BaseEstimator
 
 from aesweep.augment import Augment, batch_seed
 from aesweep.clustering import split_scores
@@ -149,13 +150,16 @@ class Update:
     changed: float
     kl: float | None = None
     recon: float | None = None
+    cross_entropy: float | None = None  # finetune=selflabel's loss
 
     def metrics(self) -> dict[str, float]:
-        """``finetune/changed``, and ``finetune/kl``, ``finetune/recon`` where measured."""
+        """``finetune/changed``, and ``finetune/kl``, ``finetune/recon``,
+        ``finetune/cross_entropy`` where measured."""
         values = {
             "finetune/changed": self.changed,
             "finetune/kl": self.kl,
             "finetune/recon": self.recon,
+            "finetune/cross_entropy": self.cross_entropy,
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -172,14 +176,20 @@ class FineTuned:
     converged: bool  # True: stopped by tol; False: reached max_steps
     updates: list[Update]
     seconds: float
+    #: selflabel: the share of the training digits whose label is their clusterer's
+    agreement: float | None = None
 
     def metrics(self) -> dict[str, float]:
-        """``finetune/steps``, ``finetune/converged`` (1 or 0) and ``time/finetune_s``."""
-        return {
+        """``finetune/steps``, ``finetune/converged`` (1 or 0), ``time/finetune_s``, and
+        ``finetune/agreement`` where measured."""
+        values = {
             "finetune/steps": self.steps,
             "finetune/converged": float(self.converged),
             "time/finetune_s": self.seconds,
         }
+        if self.agreement is not None:
+            values["finetune/agreement"] = self.agreement
+        return values
 
     def latents_and_assignments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """z and q of the digits ``x`` under the fine-tuned model."""
@@ -227,10 +237,10 @@ def fine_tune(
         alpha=config.alpha,
         decoder=autoencoder.get_layer("decoder") if idec else None,
     )
-    optimizer = _optimizer(config)
+    optimizer = make_optimizer(config)
     train_steps = make_train_steps(trained, x_train, optimizer, config, augment=augment)
     rng = np.random.default_rng(random_state)
-    stream = _BatchStream(len(x_train), config.batch_size, rng)
+    stream = BatchStream(len(x_train), config.batch_size, rng)
 
     updates: list[Update] = []
     labels = None
@@ -292,13 +302,13 @@ def _log_progress(update: Update, max_steps: int) -> None:
     )
 
 
-def _optimizer(config: FinetuneConfig) -> keras.optimizers.Optimizer:
+def make_optimizer(config: FinetuneConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == Optimizer.sgd:
         return keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum)
     return keras.optimizers.Adam(learning_rate=config.lr)
 
 
-class _BatchStream:
+class BatchStream:
     """Batch indices drawn from consecutive shuffles of the training digits, as ``fit``
     would, except that a batch may run on into the next shuffle: every step has
     ``batch_size`` digits, so one compiled graph serves them all."""
@@ -382,27 +392,44 @@ def make_train_steps(
 
 def fine_tune_features(
     features: Features,
-    centres: np.ndarray,
+    clusterer: BaseEstimator,
+    labels: np.ndarray,
     train: Digits,
     test: Digits,
     config: FinetuneConfig,
     *,
+    n_clusters: int,
     random_state: int,
     on_update: Callable[[Update], None] | None = None,
     augment: Augment | None = None,
 ) -> tuple[Features, dict[str, float], np.ndarray, FineTuned]:
-    """DEC or IDEC of ``features``' autoencoder from the KMeans ``centres``: the fine-tuned
-    latents, their scores (labels are argmax q, for the held-out digits too), the training
-    labels, and the fine-tuning (its ``model`` maps an image to q)."""
-    tuned = fine_tune(
-        features.autoencoder,
-        centres,
-        train.x,
-        config,
-        random_state=random_state,
-        on_update=on_update,
-        augment=augment,
-    )
+    """DEC or IDEC of ``features``' autoencoder from the KMeans ``clusterer``'s centres, or
+    self-labelling towards the ``clusterer``'s training ``labels``: the fine-tuned latents,
+    their scores (labels are argmax q, for the held-out digits too), the training labels,
+    and the fine-tuning (its ``model`` maps an image to q)."""
+    if config.name == FinetuneName.selflabel:
+        from aesweep.selflabel import self_label
+
+        tuned = self_label(
+            features.autoencoder,
+            labels,
+            train.x,
+            config,
+            n_clusters=n_clusters,
+            random_state=random_state,
+            on_update=on_update,
+            augment=augment,
+        )
+    else:
+        tuned = fine_tune(
+            features.autoencoder,
+            clusterer.cluster_centers_,
+            train.x,
+            config,
+            random_state=random_state,
+            on_update=on_update,
+            augment=augment,
+        )
     # The training digits' z and q are those of the last check of the stopping rule.
     labels_pred = tuned.train_q.argmax(axis=1)
     test_z, test_q = tuned.latents_and_assignments(test.x)
