@@ -129,7 +129,7 @@ def test_a_run_records_its_digits_and_code(workdir):
         assert "mlflow.source.git.commit" not in run.data.tags
 
 
-def test_a_job_with_the_same_training_settings_reuses_the_trained_model(workdir):
+def test_a_job_with_the_same_training_settings_reuses_the_trained_model(workdir, caplog):
     no_map = "tracking.latent_map=false"  # the model is logged; the t-SNE map is not read
     _run(workdir, "arch=ffn", no_map)
     _run(workdir, "arch=ffn", "cluster=gmm", no_map)  # another clusterer on the same network
@@ -144,6 +144,22 @@ def test_a_job_with_the_same_training_settings_reuses_the_trained_model(workdir)
         for run in (first, second)
     ]
     assert curves[0] == curves[1] and len(curves[0]) == 2  # the curves travel with the model
+
+    # When in doubt, train again: a reused model whose files are gone is trained anew.
+    models = [path.parent for path in workdir.glob("mlruns/**/MLmodel")]
+    assert len(models) == 2  # the first and the third run's
+    for folder in models:
+        shutil.rmtree(folder)
+    with caplog.at_level(logging.WARNING, logger="aesweep"):
+        _run(workdir, "arch=ffn", no_map)
+    [warning] = [r.getMessage() for r in caplog.records if "cannot be loaded" in r.getMessage()]
+    assert f"the autoencoder of run {third.info.run_id} cannot be loaded" in warning
+    assert warning.endswith("training again")
+    client, runs = store_runs(workdir)
+    fourth = runs[-1]
+    assert fourth.info.status == "FINISHED" and MODEL_FROM_TAG not in fourth.data.tags
+    assert "time/s_per_epoch" in fourth.data.metrics  # it trained
+    assert fourth.data.metrics["cluster/acc"] == first.data.metrics["cluster/acc"]
 
 
 def test_tracking_off_records_nothing_and_still_returns_the_objective(tmp_path):

@@ -92,8 +92,9 @@ def compute_features(
     from aesweep.training import History, encode, set_threads
 
     set_threads(cfg.train.threads)
-    if trained is not None:
-        model = run.load_keras_model(trained)
+    model = None if trained is None else _load_reused(run, trained)
+    reused = model is not None
+    if reused:
         curves = run.copy_curves(trained)
         history = History(loss=curves["train/loss"], val_loss=curves["val/loss"])
         log.info("Reusing the autoencoder of run %s: no training", trained.info.run_id)
@@ -106,8 +107,27 @@ def compute_features(
         history=history,
         autoencoder=model,
         decoded=encode(model, train.x[:RECONSTRUCTED]),
-        trained_here=trained is None,
+        trained_here=not reused,
     )
+
+
+def _load_reused(run: RunLog | NullRunLog, trained: mlflow.entities.Run) -> keras.Model | None:
+    """The autoencoder ``trained`` logged, or None (and a warning) if it cannot be loaded:
+    its files were deleted or damaged, so this run trains its own."""
+    import zipfile
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return run.load_keras_model(trained)
+    except (MlflowException, OSError, ValueError, zipfile.BadZipFile) as err:
+        log.warning(
+            "the autoencoder of run %s cannot be loaded (%s: %s): training again",
+            trained.info.run_id,
+            type(err).__name__,
+            str(err).splitlines()[0] if str(err) else "",
+        )
+        return None
 
 
 def _train(

@@ -65,7 +65,9 @@ class Tracker:
             return NullTracker()
         tracking_uri = resolve_tracking_uri(uri, root)
         server.prepare(tracking_uri)
-        client = open_client(tracking_uri)
+        # MLflow resolves a local store's ./mlruns when the client is made: in root, too.
+        with contextlib.chdir(root):
+            client = open_client(tracking_uri)
         with server.translate_errors(tracking_uri, f"the lookup of experiment {experiment!r}"):
             experiment_id = ensure_experiment(client, experiment, root=root)
         return cls(
