@@ -23,8 +23,15 @@ from conftest import (
 from mlflow import MlflowClient
 
 from aesweep import models
+from aesweep.augment import make_augment
 from aesweep.clustering import cluster_scores
-from aesweep.config import FinetuneConfig, FinetuneName, Optimizer, to_experiment_config
+from aesweep.config import (
+    AugmentConfig,
+    FinetuneConfig,
+    FinetuneName,
+    Optimizer,
+    to_experiment_config,
+)
 from aesweep.errors import InputError
 from aesweep.experiment import run_experiment
 from aesweep.features import load_digits
@@ -34,11 +41,13 @@ from aesweep.finetune import (
     centres_of,
     fine_tune,
     kl_divergence,
+    latents_and_assignments,
     make_train_steps,
     soft_assignment,
     target_distribution,
 )
 from aesweep.names import CLUSTERING_MODEL_URI_TAG, MODEL_FROM_TAG, MODEL_URI_TAG
+from aesweep.selflabel import self_label
 
 # Three points on a line, two centres: 0 and 3 sit near a centre, 1 halfway between.
 Z = np.array([[0.0], [1.0], [3.0]])
@@ -136,11 +145,49 @@ def test_fine_tuning_stops_when_few_labels_change_or_at_max_steps(tiny_problem, 
         (["finetune=idec", "finetune.momentum=0.9"], "finetune.momentum=0.9 is read only by"),
         (["finetune=dec", "finetune.tol=1.5"], "finetune.tol=1.5 must be in"),
         (["finetune=dec", "finetune.update_interval=0"], "finetune.update_interval=0 must be"),
+        (["finetune=selflabel", "finetune.tol=0.001"], "finetune.tol=0.001 is read only by"),
+        (["finetune=selflabel", "finetune.max_steps=0"], "finetune.max_steps=0 must be"),
     ],
 )
 def test_combinations_that_make_no_sense_are_one_line_naming_the_keys(overrides, message):
     with pytest.raises(InputError, match=message):
         to_experiment_config(compose_config(overrides))
+
+
+def test_self_labelling_follows_any_clusterer():
+    for cluster in ("kmeans", "gmm", "umap_gmm"):
+        exp = to_experiment_config(compose_config(["finetune=selflabel", f"cluster={cluster}"]))
+        assert exp.finetune.name == FinetuneName.selflabel
+        assert (exp.finetune.alpha, exp.finetune.update_interval, exp.finetune.tol) == (None,) * 3
+
+
+def test_self_labelling_learns_the_clusterers_labels_from_augmented_digits(tiny_problem):
+    _, _, train = tiny_problem
+    keras.utils.set_random_seed(0)
+    autoencoder = models.dec(latent_dim=10)  # its own: the others' fine-tuning changed theirs
+    config = FinetuneConfig(
+        name=FinetuneName.selflabel, max_steps=60, batch_size=32, optimizer=Optimizer.adam, lr=1e-3
+    )
+    ranges = {"width_shift": 0.1, "height_shift": 0.1, "rotation": 10}
+    shift = make_augment(AugmentConfig(name="shift", **ranges))
+    labels = train.labels  # a partition to learn: here the digits' own classes
+    results = []
+    for _ in range(2):  # the same seed, from the same weights: the same training
+        copy = keras.models.clone_model(autoencoder)
+        copy.set_weights(autoencoder.get_weights())
+        results.append(self_label(copy, labels, train.x, config, n_clusters=10, augment=shift))
+    tuned, again = results
+    assert [u.step for u in tuned.updates] == list(range(0, 61, 6))
+    assert tuned.updates[0].cross_entropy is None
+    losses = [u.cross_entropy for u in tuned.updates[1:]]
+    assert losses[-1] < 0.5 * losses[0]
+    assert tuned.agreement == pytest.approx(np.mean(tuned.train_q.argmax(axis=1) == labels))
+    assert tuned.agreement > 1 - tuned.updates[0].changed + 0.5  # it learnt the labels
+    # The labels it ends with are the head's on the clean digits, not on augmented ones.
+    _, clean_q = latents_and_assignments(tuned.probe, train.x)
+    np.testing.assert_allclose(tuned.train_q, clean_q, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tuned.train_q, again.train_q, rtol=1e-5, atol=1e-6)
+    assert tuned.metrics()["finetune/agreement"] == tuned.agreement
 
 
 def test_paper_settings_are_the_defaults():
@@ -216,3 +263,20 @@ def test_a_tiny_idec_run_records_both_scores_its_updates_and_a_model_that_loads_
     scores = cluster_scores(test.labels, np.load(workdir / "labels.npy"))
     for key in ("acc", "nmi", "ari"):
         assert scores[key] == pytest.approx(metrics[f"test/{key}"], abs=1e-9)
+
+
+def test_a_tiny_selflabel_run_follows_a_gmm_and_records_its_agreement(workdir):
+    store = f"sqlite:///{workdir / 'mlflow.db'}"
+    overrides = [*TINY, f"tracking.uri={store}", "arch=dec", "cluster=gmm", "augment=shift"]
+    overrides += ["finetune=selflabel", "finetune.max_steps=20", "tracking.images=false"]
+    objective = run_experiment(compose_config(overrides), root=workdir)
+    client = MlflowClient(store)
+    [run] = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id])
+    assert run.info.run_name == "dec-relu-lr0.001-z10-selflabel" and run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    assert objective == metrics["test/acc"] and 0 <= metrics["pretrain/test/acc"] <= 1
+    assert 0 <= metrics["finetune/agreement"] <= 1 and metrics["finetune/steps"] == 20
+    history = client.get_metric_history(run.info.run_id, "finetune/cross_entropy")
+    assert sorted(m.step for m in history) == list(range(2, 21, 2))
+    assert CLUSTERING_MODEL_URI_TAG in run.data.tags  # image -> cluster probabilities
+    assert run.data.params["finetune.name"] == "selflabel"

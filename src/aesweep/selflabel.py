@@ -44,11 +44,17 @@ HEAD_LAYER = "cluster_head"  # the softmax over the clusters, on the encoder's l
 CHECKS = 10
 
 
-def build_labeller(encoder: keras.Model, n_clusters: int) -> tuple[keras.Model, keras.Model]:
-    """``image -> p`` (the encoder, shared, with a softmax head) and ``image -> (z, p)``."""
+def build_labeller(
+    encoder: keras.Model, n_clusters: int, *, seed: int = 0
+) -> tuple[keras.Model, keras.Model]:
+    """``image -> p`` (the encoder, shared, with a softmax head whose first weights are
+    drawn from ``seed``) and ``image -> (z, p)``."""
     inputs = keras.Input(shape=encoder.input_shape[1:], name="image")
     z = encoder(inputs)
-    p = layers.Dense(n_clusters, activation="softmax", name=HEAD_LAYER)(z)
+    initializer = keras.initializers.GlorotUniform(seed=seed)
+    p = layers.Dense(
+        n_clusters, activation="softmax", kernel_initializer=initializer, name=HEAD_LAYER
+    )(z)
     model = keras.Model(inputs, p, name="self_labelled")
     probe = keras.Model(inputs, [z, p], name="self_labelled_probe")
     return model, probe
@@ -123,7 +129,7 @@ def self_label(
         When the loss is no longer finite.
     """
     start = time.perf_counter()
-    model, probe = build_labeller(autoencoder.get_layer("encoder"), n_clusters)
+    model, probe = build_labeller(autoencoder.get_layer("encoder"), n_clusters, seed=random_state)
     train_steps = make_label_steps(model, x_train, labels, make_optimizer(config), augment=augment)
     stream = BatchStream(len(x_train), config.batch_size, np.random.default_rng(random_state))
     every = max(1, math.ceil(config.max_steps / CHECKS))
