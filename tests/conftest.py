@@ -141,15 +141,16 @@ def assert_close_to_scale(actual, reference, *, rel: float, scale: float | None 
 
 
 def run_cli(
-    args: list[str], *, cwd: Path, env: dict[str, str] | None = None
+    args: list[str], *, cwd: Path, env: dict[str, str] | None = None, script: str = "train.py"
 ) -> subprocess.CompletedProcess:
-    """Run ``src/train.py <args>`` in ``cwd`` (where mlflow.db lands), in this process.
+    """Run ``src/<script> <args>`` (``train.py``: the command) in ``cwd`` (where mlflow.db
+    lands), in this process.
 
     The script itself runs (``runpy``, as ``__main__``): Hydra parses the same command
     line, the same exit code comes back (``SystemExit``), and what it prints is captured.
     What a fresh interpreter would add is TensorFlow's import, seconds per command: the
     tests that check a fresh process (its first screen, signals, launchers' processes) use
-    :func:`run_script` or :class:`BackgroundCli`. Everything the command changes in this
+    :class:`BackgroundCli`. Everything the command changes in this
     process is put back: directory, environment, signal handlers, logging, Hydra's state.
     """
     out, err = io.StringIO(), io.StringIO()
@@ -174,7 +175,7 @@ def run_cli(
             del os.environ[name]
         os.environ.update(env or {})
         os.chdir(cwd)
-        sys.argv = [str(ROOT / "src" / "train.py"), *args]
+        sys.argv = [str(ROOT / "src" / script), *args]
         GlobalHydra.instance().clear()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -209,25 +210,6 @@ def _stop_loky_workers() -> None:
     loky = sys.modules.get("joblib.externals.loky")
     if loky is not None:
         loky.get_reusable_executor().shutdown(wait=True)
-
-
-def run_script(
-    script: str,
-    args: list[str],
-    *,
-    cwd: Path,
-    timeout: float = 600,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess:
-    """Run ``src/<script>`` in a fresh interpreter, in ``cwd``; ``env`` adds variables."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / "src" / script), *args],
-        cwd=cwd,
-        env=cli_env() | (env or {}),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 #: what ``mlflow`` calls made in this test process may have put into ``os.environ``: a user's

@@ -34,7 +34,6 @@ from conftest import (
     image_path,
     image_steps,
     run_cli,
-    run_script,
     serve_mlflow,
     summary_rows,
     wait_for,
@@ -664,7 +663,7 @@ def test_a_server_gone_for_good_ends_the_job_and_leaves_its_metrics_to_send(outa
     [unsent] = outage.gone_dir.glob("outputs/*/*/unsent_metrics.json")
     assert f"uv run python src/send_metrics.py {unsent}" in line
 
-    sent = run_script("send_metrics.py", [str(unsent)], cwd=outage.gone_dir)
+    sent = run_cli([str(unsent)], cwd=outage.gone_dir, script="send_metrics.py")
     assert sent.returncode == 0, sent.stderr[-3000:]
     assert not unsent.exists() and (unsent.parent / "sent_metrics.json").is_file()
     client = MlflowClient(outage.server.url)
