@@ -123,7 +123,7 @@ def run_experiment(
             log.info("before fine-tuning: %s", clustering.scores_line(scores))
             metrics |= {f"pretrain/{k}": v for k, v in scores.items()}
             from aesweep.augment import make_augment
-            from aesweep.finetune import fine_tune_features  # Keras: only when fine-tuning
+            from aesweep.fine_tuning import fine_tune_features  # Keras: only when fine-tuning
 
             features, scores, labels_pred, tuned = fine_tune_features(
                 features,

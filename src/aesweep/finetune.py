@@ -22,7 +22,6 @@ layer), so the fine-tuned model saves and loads with plain Keras: no aesweep nee
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -33,14 +32,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers, ops
-from sklearn.base import BaseEstimator
 
 from aesweep.augment import Augment, batch_seed
-from aesweep.clustering import split_scores
 from aesweep.config import FinetuneConfig, FinetuneName, Optimizer
-from aesweep.data import Digits
 from aesweep.errors import TrainingDiverged
-from aesweep.features import RECONSTRUCTED, Features
 from aesweep.training import encode
 
 log = logging.getLogger(__name__)
@@ -326,6 +321,15 @@ class BatchStream:
         return taken.astype(np.int32).reshape(n_steps, self.batch_size)
 
 
+def step_batch(
+    x: tf.Tensor, idx: tf.Tensor, augment: Augment | None, seed: tf.Tensor, step: tf.Tensor
+) -> tf.Tensor:
+    """The digits ``idx`` of ``x`` for one fine-tuning step, augmented (if ``augment``) with
+    the seed of step ``step`` of a call seeded ``seed``."""
+    batch = tf.gather(x, idx)
+    return batch if augment is None else augment(batch, batch_seed(seed, step))
+
+
 def make_train_steps(
     model: keras.Model,
     x_train: np.ndarray,
@@ -366,9 +370,7 @@ def make_train_steps(
         recon_total = tf.constant(0.0)
         for i in tf.range(n):
             idx = batches[i]
-            batch = tf.gather(x, idx)
-            if augment is not None:
-                batch = augment(batch, batch_seed(seed, i))
+            batch = step_batch(x, idx, augment, seed, i)
             with tf.GradientTape() as tape:
                 outputs = model(batch, training=True)
                 q = outputs[0] if idec else outputs
@@ -388,61 +390,3 @@ def make_train_steps(
         return steps(p, batches, tf.constant(n, tf.int32), tf.constant(seed, tf.int64))
 
     return run
-
-
-def fine_tune_features(
-    features: Features,
-    clusterer: BaseEstimator,
-    labels: np.ndarray,
-    train: Digits,
-    test: Digits,
-    config: FinetuneConfig,
-    *,
-    n_clusters: int,
-    random_state: int,
-    on_update: Callable[[Update], None] | None = None,
-    augment: Augment | None = None,
-) -> tuple[Features, dict[str, float], np.ndarray, FineTuned]:
-    """DEC or IDEC of ``features``' autoencoder from the KMeans ``clusterer``'s centres, or
-    self-labelling towards the ``clusterer``'s training ``labels``: the fine-tuned latents,
-    their scores (labels are argmax q, for the held-out digits too), the training labels,
-    and the fine-tuning (its ``model`` maps an image to q)."""
-    if config.name == FinetuneName.selflabel:
-        from aesweep.selflabel import self_label
-
-        tuned = self_label(
-            features.autoencoder,
-            labels,
-            train.x,
-            config,
-            n_clusters=n_clusters,
-            random_state=random_state,
-            on_update=on_update,
-            augment=augment,
-        )
-    else:
-        tuned = fine_tune(
-            features.autoencoder,
-            clusterer.cluster_centers_,
-            train.x,
-            config,
-            random_state=random_state,
-            on_update=on_update,
-            augment=augment,
-        )
-    # The training digits' z and q are those of the last check of the stopping rule.
-    labels_pred = tuned.train_q.argmax(axis=1)
-    test_z, test_q = tuned.latents_and_assignments(test.x)
-    scores = split_scores(train.labels, labels_pred)
-    if len(test.labels):
-        scores |= split_scores(test.labels, test_q.argmax(axis=1), split="test")
-    finetuned = dataclasses.replace(
-        features,
-        train=tuned.train_latents,
-        test=test_z,
-        # IDEC trained the decoder along: show its reconstructions now; DEC dropped it.
-        decoded=encode(features.autoencoder, train.x[:RECONSTRUCTED])
-        if config.name == FinetuneName.idec
-        else features.decoded,
-    )
-    return finetuned, scores, labels_pred, tuned

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from aesweep.augment import Augment, batch_seed
+from aesweep.augment import Augment
 from aesweep.config import FinetuneConfig
 from aesweep.errors import TrainingDiverged
 from aesweep.finetune import (
@@ -35,6 +35,7 @@ from aesweep.finetune import (
     Update,
     latents_and_assignments,
     make_optimizer,
+    step_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,7 @@ def make_label_steps(
         total = tf.constant(0.0)
         for i in tf.range(n):
             idx = batches[i]
-            batch = tf.gather(x, idx)
-            if augment is not None:
-                batch = augment(batch, batch_seed(seed, i))
+            batch = step_batch(x, idx, augment, seed, i)
             with tf.GradientTape() as tape:
                 loss = cross_entropy(tf.gather(y, idx), model(batch, training=True))
             grads = tape.gradient(loss, variables)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import subprocess
@@ -35,24 +34,21 @@ def resolve_tracking_uri(uri: str | None, root: Path) -> str:
     return f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
-def ensure_experiment(client: MlflowClient, name: str, *, root: Path) -> str:
+def ensure_experiment(client: MlflowClient, name: str) -> str:
     """Return the id of experiment ``name``, creating it if needed (safe for racing jobs)."""
-    # MLflow places a new experiment's artifacts under ./mlruns of the working directory
-    # in which its store was first used: use it here, in root, for the lookup too.
-    with contextlib.chdir(root):
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(
+            name, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}
+        )
+    except MlflowException:
+        # Another job created it between our lookup and our create.
         experiment = client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        try:
-            return client.create_experiment(
-                name, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}
-            )
-        except MlflowException:
-            # Another job created it between our lookup and our create.
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
-                raise
-            return experiment.experiment_id
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 def sqlite_file(url: str) -> Path | None:

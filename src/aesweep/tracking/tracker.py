@@ -65,11 +65,12 @@ class Tracker:
             return NullTracker()
         tracking_uri = resolve_tracking_uri(uri, root)
         server.prepare(tracking_uri)
-        # MLflow resolves a local store's ./mlruns when the client is made: in root, too.
+        # MLflow resolves a local store's ./mlruns, where a new experiment's artifacts go,
+        # in the working directory of the client's making: that is root.
         with contextlib.chdir(root):
             client = open_client(tracking_uri)
-        with server.translate_errors(tracking_uri, f"the lookup of experiment {experiment!r}"):
-            experiment_id = ensure_experiment(client, experiment, root=root)
+            with server.translate_errors(tracking_uri, f"the lookup of experiment {experiment!r}"):
+                experiment_id = ensure_experiment(client, experiment)
         return cls(
             tracking_uri=tracking_uri,
             experiment_id=experiment_id,
