@@ -69,6 +69,7 @@ def test_top_level_keys_override_the_arch_values():
         ("train.batch_size=-3", "train.batch_size=-3 must be > 0"),
         ("data.n_samples=0", "data.n_samples=0 must be > 0"),
         ("cluster.n_clusters=0", "cluster.n_clusters=0 must be > 0"),
+        ("tracking.metrics_every=0", "tracking.metrics_every=0.0 must be > 0"),
         # Keys that would be accepted and ignored are refused, naming key and value.
         ("data.path=digits.npz", "data.path='digits.npz' is read only by data=file"),
         ("data.allow_pickle=true", "data.allow_pickle=True is read only by data=file"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import free_port
 from mlflow import MlflowClient
@@ -45,6 +47,20 @@ def test_a_failed_flush_keeps_its_metrics(monkeypatch):
     assert server.unreachable(caught.value)
     assert server.reason(caught.value) == "Connection refused"
     assert len(buffer.pending) == 2
+
+
+def test_epochs_wait_for_the_next_write_every_metrics_every_seconds(workdir):
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("batches")).info.run_id
+    buffer = MetricBuffer(client, run_id, uri, flush_seconds=0.5)
+    buffer.log_epoch(1, {"loss": 0.5, "val_loss": 0.6, "accuracy": 0.9})  # curves only
+    assert [m.key for m in buffer.pending] == ["train/loss", "val/loss"]  # within 0.5 s
+    time.sleep(0.55)
+    buffer.log_epoch(2, {"loss": 0.4, "val_loss": 0.5})
+    assert buffer.pending == []
+    history = client.get_metric_history(run_id, "val/loss")
+    assert [(m.step, m.value) for m in history] == [(1, 0.6), (2, 0.5)]
 
 
 def test_send_unsent_sends_the_metrics_and_ends_the_run_as_the_job_did(workdir):

@@ -420,9 +420,11 @@ class TrackingConfig:
     images: bool = True  # the run's MLflow images; the sweep's figures need only its arrays
     system_metrics: bool = True  # CPU, memory (GPU where one is) of a run that trains
     system_metrics_every: float = 10.0  # seconds between two samples
+    metrics_every: float = 5.0  # seconds between two writes of the per-epoch metrics
 
     def __post_init__(self) -> None:
         _check_positive("tracking.system_metrics_every", self.system_metrics_every)
+        _check_positive("tracking.metrics_every", self.metrics_every)
 
 
 @dataclass

@@ -86,7 +86,11 @@ def run_experiment(
 
     sample_every = t.system_metrics_every if t.system_metrics and exp.arch.trains else None
     with tracker.run(
-        run_name=name, tags=tags, parent_run_id=parent_run_id, system_metrics_every=sample_every
+        run_name=name,
+        tags=tags,
+        parent_run_id=parent_run_id,
+        system_metrics_every=sample_every,
+        metrics_every=t.metrics_every,
     ) as run:
         records.log_inputs(exp, run, params, (train, test), prints, output_dir)
         start = time.perf_counter()

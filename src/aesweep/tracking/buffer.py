@@ -15,15 +15,23 @@ from aesweep import server
 
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 5.0  # how long per-epoch metrics may wait before they are written
+FLUSH_SECONDS = 5.0  # how long per-epoch metrics may wait before they are written (default)
 EPOCH_METRICS = {"loss": "train/loss", "val_loss": "val/loss"}  # Keras' names -> the run's
 
 
 class MetricBuffer:
     """The metrics of run ``run_id`` not yet written (:attr:`pending`)."""
 
-    def __init__(self, client: MlflowClient, run_id: str, tracking_uri: str) -> None:
+    def __init__(
+        self,
+        client: MlflowClient,
+        run_id: str,
+        tracking_uri: str,
+        *,
+        flush_seconds: float = FLUSH_SECONDS,
+    ) -> None:
         self.client = client
+        self.flush_seconds = flush_seconds
         self.run_id = run_id
         self.tracking_uri = tracking_uri  # for messages
         self.pending: list[Metric] = []  # kept on an error, for the next write or the unsent file
@@ -39,7 +47,7 @@ class MetricBuffer:
     def log_epoch(self, epoch: int, losses: Mapping[str, float]) -> None:
         """Add one epoch's ``{"loss": ..., "val_loss": ...}`` as ``train/loss``, ``val/loss``.
 
-        Epochs are written in batches (every :data:`FLUSH_SECONDS`, and when the run ends,
+        Epochs are written in batches (every :attr:`flush_seconds`, and when the run ends,
         also on Ctrl-C): one database write per epoch cost several percent of a short epoch.
         A batch the server does not take stays pending and goes with the next one, so a
         server that is away for a while stalls no training and loses no epoch.
@@ -50,7 +58,7 @@ class MetricBuffer:
             for k, v in losses.items()
             if k in EPOCH_METRICS
         ]
-        if time.monotonic() - self._last_flush <= FLUSH_SECONDS:
+        if time.monotonic() - self._last_flush <= self.flush_seconds:
             return
         self._last_flush = time.monotonic()
         try:

@@ -25,7 +25,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from aesweep import server
 from aesweep.names import MODEL_FROM_TAG, MODEL_URI_TAG
-from aesweep.tracking.buffer import EPOCH_METRICS, MetricBuffer
+from aesweep.tracking.buffer import EPOCH_METRICS, FLUSH_SECONDS, MetricBuffer
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,19 @@ class RunLog:
     enabled = True
 
     def __init__(
-        self, client: MlflowClient, run_id: str, tracking_uri: str, experiment_id: str
+        self,
+        client: MlflowClient,
+        run_id: str,
+        tracking_uri: str,
+        experiment_id: str,
+        *,
+        metrics_every: float = FLUSH_SECONDS,
     ) -> None:
         self.client = client
         self.run_id = run_id
         self.experiment_id = experiment_id
         self.tracking_uri = tracking_uri
-        self.metrics = MetricBuffer(client, run_id, tracking_uri)
+        self.metrics = MetricBuffer(client, run_id, tracking_uri, flush_seconds=metrics_every)
         self.sampler = None  # MLflow's system-metrics monitor, while the run lasts
 
     def log_params(self, params: Mapping[str, Any]) -> None:

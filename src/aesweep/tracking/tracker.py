@@ -18,6 +18,7 @@ from aesweep import server
 from aesweep.errors import TrackingRefused, TrackingUnavailable
 from aesweep.names import FAILURE_TAG
 from aesweep.tracking import lookups
+from aesweep.tracking.buffer import FLUSH_SECONDS
 from aesweep.tracking.runlog import NullRunLog, RunLog
 from aesweep.tracking.store import ensure_experiment, open_client, resolve_tracking_uri
 
@@ -87,6 +88,7 @@ class Tracker:
         tags: Mapping[str, str],
         parent_run_id: str | None = None,
         system_metrics_every: float | None = None,
+        metrics_every: float = FLUSH_SECONDS,
     ) -> Iterator[RunLog]:
         """Start a run and yield its :class:`RunLog`; the run ends FINISHED, FAILED on an
         error, KILLED on an interrupt.
@@ -95,7 +97,8 @@ class Tracker:
         :class:`~aesweep.errors.TrackingUnavailable`, one that refuses its records (a
         permission taken away) with :class:`~aesweep.errors.TrackingRefused`; the metrics
         it did not take are left in ``output_dir``. ``system_metrics_every``: seconds
-        between two samples of MLflow's system metrics while the run lasts (None: none).
+        between two samples of MLflow's system metrics while the run lasts (None: none);
+        ``metrics_every``: seconds between two writes of the per-epoch metrics.
         """
         tags = {**tags, **lookups.process_tags()}
         if parent_run_id is not None:
@@ -108,7 +111,13 @@ class Tracker:
                 self.experiment_id, run_name=run_name, tags=resolve_tags(tags)
             )
         self.run_id = run.info.run_id
-        log = RunLog(self.client, self.run_id, self.tracking_uri, self.experiment_id)
+        log = RunLog(
+            self.client,
+            self.run_id,
+            self.tracking_uri,
+            self.experiment_id,
+            metrics_every=metrics_every,
+        )
         log.sampler = _system_monitor(self.run_id, self.tracking_uri, system_metrics_every)
         try:
             yield log
