@@ -110,7 +110,7 @@ def test_without_images_a_run_keeps_its_scores_and_the_arrays_its_sweep_draws(wo
 
 
 def test_a_run_records_its_digits_and_code(workdir):
-    _run(workdir, "arch=pixels", "tracking.system_metrics_every=0.2")
+    _run(workdir, "arch=pixels", "tracking.system_metrics_every=0.2", "tracking.images=false")
     _, [run] = store_runs(workdir)
     assert not any(key.startswith("system/") for key in run.data.metrics)  # trains nothing
     inputs = {
@@ -130,10 +130,11 @@ def test_a_run_records_its_digits_and_code(workdir):
 
 
 def test_a_job_with_the_same_training_settings_reuses_the_trained_model(workdir, caplog):
-    no_map = "tracking.latent_map=false"  # the model is logged; the t-SNE map is not read
-    _run(workdir, "arch=ffn", no_map)
-    _run(workdir, "arch=ffn", "cluster=gmm", no_map)  # another clusterer on the same network
-    _run(workdir, "arch=ffn", "cluster.n_init=2", "reuse_model=false", no_map)
+    # the model is logged; the pictures and the t-SNE map are not read
+    no_map = ["tracking.latent_map=false", "tracking.images=false"]
+    _run(workdir, "arch=ffn", *no_map)
+    _run(workdir, "arch=ffn", "cluster=gmm", *no_map)  # another clusterer on the same network
+    _run(workdir, "arch=ffn", "cluster.n_init=2", "reuse_model=false", *no_map)
     client, runs = store_runs(workdir)
     first, second, third = sorted(runs, key=lambda r: r.info.start_time)
     assert second.data.tags[MODEL_FROM_TAG] == first.info.run_id
@@ -151,7 +152,7 @@ def test_a_job_with_the_same_training_settings_reuses_the_trained_model(workdir,
     for folder in models:
         shutil.rmtree(folder)
     with caplog.at_level(logging.WARNING, logger="aesweep"):
-        _run(workdir, "arch=ffn", no_map)
+        _run(workdir, "arch=ffn", *no_map)
     [warning] = [r.getMessage() for r in caplog.records if "cannot be loaded" in r.getMessage()]
     assert f"the autoencoder of run {third.info.run_id} cannot be loaded" in warning
     assert warning.endswith("training again")
@@ -194,7 +195,7 @@ def test_without_held_out_digits_the_objective_is_the_training_accuracy_and_says
     workdir, caplog
 ):
     with caplog.at_level(logging.WARNING, logger="aesweep"):
-        objective = _run(workdir, "arch=pixels", "data.n_test=0")
+        objective = _run(workdir, "arch=pixels", "data.n_test=0", *LEAN)
     _, [run] = store_runs(workdir)
     assert objective == run.data.metrics["cluster/acc"] and "test/acc" not in run.data.metrics
     assert run.data.tags[OBJECTIVE_TAG] == "cluster/acc"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import (
     FIGURES,
+    LEAN,
     ROOT,
     TINY,
     assert_close_to_scale,
@@ -217,7 +218,7 @@ def test_a_tiny_idec_run_records_both_scores_its_updates_and_a_model_that_loads_
     cfg = compose_config([*overrides, "finetune=idec"])
     objective = run_experiment(cfg, root=workdir, overrides=["finetune=idec"])
     # DEC on the same autoencoder: reused, not trained again.
-    dec_cfg = compose_config([*overrides, "finetune=dec", "tracking.log_model=false"])
+    dec_cfg = compose_config([*overrides, "finetune=dec", *LEAN])
     run_experiment(dec_cfg, root=workdir)
 
     client = MlflowClient(store)
