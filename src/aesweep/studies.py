@@ -200,9 +200,13 @@ class StudyWorker:
         self._run_again(trial, why)
 
     def _run_again(self, trial: FrozenTrial, why: str) -> None:
-        self.study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number})
-        log.info("trial %d: %s; it runs again", trial.number, why)
-        self.on_stopped(trial, why)
+        # Its runs are ended first: once enqueued, another worker may start the retry at
+        # once, and that job's resume would end them with a vaguer reason.
+        try:
+            self.on_stopped(trial, why)
+        finally:  # the trial runs again even if its runs could not be ended
+            self.study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number})
+            log.info("trial %d: %s; it runs again", trial.number, why)
 
     def others_running(self) -> bool:
         """Whether another live worker runs a trial of the study now."""
