@@ -6,6 +6,7 @@ import pytest
 from conftest import image_path
 
 from aesweep import clustering, figures
+from aesweep.figures.draw import STRIP_GAP
 from aesweep.tracking import Tracker
 from aesweep.tracking.runlog import FIGURE_DPI
 
@@ -22,7 +23,26 @@ def test_first_of_each_label():
 
 
 def _images(ax) -> list[np.ndarray]:
-    return [np.asarray(image.get_array()) for image in ax.get_images()]
+    """The images a strip (``draw.image_strip``) shows in ``ax``, as drawn: one picture, a
+    unit square per image, each image's columns repeated and scaled to [0, 1]."""
+    [picture] = ax.get_images()
+    strip = np.asarray(picture.get_array(), dtype=np.float64)
+    left, right, _, _ = picture.get_extent()
+    n_slots = round((right - left + STRIP_GAP) / (1 + STRIP_GAP))
+    per_unit = strip.shape[1] / (right - left)
+    found = []
+    for j in range(n_slots):
+        start = round(j * (1 + STRIP_GAP) * per_unit)
+        square = strip[:, start : start + round(per_unit)]
+        image = square[:, :: square.shape[1] // strip.shape[0]]  # the images are square
+        if not np.isnan(image).all():  # not an empty slot of a shorter row
+            found.append(image)
+    return found
+
+
+def _as_drawn(image: np.ndarray) -> np.ndarray:
+    """``image`` scaled to [0, 1] by its own range, as imshow's default Normalize does."""
+    return (image - np.nanmin(image)) / (np.nanmax(image) - np.nanmin(image))
 
 
 def test_a_runs_figures_show_its_digits_latents_and_curves():
@@ -36,7 +56,7 @@ def test_a_runs_figures_show_its_digits_latents_and_curves():
     ]
     first, first_latent = _images(grid.axes[0]), _images(grid.axes[1])
     assert len(first) == len(first_latent) == len(members[0])
-    np.testing.assert_array_equal(first[0], originals[members[0][0]])
+    np.testing.assert_allclose(first[0], _as_drawn(originals[members[0][0]]), atol=1e-12)
     assert first_latent[0].shape == (10, 10)  # 100 latent values as a 10x10 image
     assert grid.get_suptitle() == "ffn"
 
@@ -46,7 +66,8 @@ def test_a_runs_figures_show_its_digits_latents_and_curves():
     decoded = rng.random((10, 784))
     recon = figures.reconstructions(originals[:10], decoded)
     assert [ax.get_ylabel() for ax in recon.axes] == ["input", "decoded"]
-    np.testing.assert_array_equal(_images(recon.axes[1])[3], decoded[3].reshape(28, 28))
+    drawn = _as_drawn(decoded[3].reshape(28, 28))
+    np.testing.assert_allclose(_images(recon.axes[1])[3], drawn, atol=1e-12)
 
     curve = figures.loss_curve([1.0, 0.5, 0.25], [1.1, 0.6, 0.3], title="cnn")
     [ax] = curve.axes
