@@ -305,6 +305,10 @@ def _lock_sqlite(storage: str) -> IO[bytes] | None:
     return handle
 
 
+#: PostgreSQL's codes for a table, index or type that another session created first
+_ALREADY_EXISTS = {"42P07", "42710"}  # duplicate_table, duplicate_object
+
+
 def _open(storage: str | None, heartbeat_interval: int, grace_period: int | None):
     """Optuna's storage for ``storage`` (a URL, a journal file's path, or None: memory)."""
     if storage is None:
@@ -325,10 +329,14 @@ def _open(storage: str | None, heartbeat_interval: int, grace_period: int | None
                 return RDBStorage(
                     storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period
                 )
-        except sqlalchemy.exc.IntegrityError:
-            # Workers started together on a new database race to create Optuna's tables:
-            # the losers find them made a moment later.
-            if attempt == 2:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            # Workers started together on a new database race to create Optuna's tables
+            # (PostgreSQL says unique_violation or duplicate_table, by timing): the losers
+            # find them made a moment later.
+            lost_the_race = isinstance(err, sqlalchemy.exc.IntegrityError) or (
+                getattr(err.orig, "pgcode", None) in _ALREADY_EXISTS
+            )
+            if attempt == 2 or not lost_the_race:
                 raise
             threading.Event().wait(1 + attempt)
     raise AssertionError("unreachable")
