@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import io
 import logging
 import os
@@ -320,7 +321,18 @@ def _default_sigint() -> None:
 class BackgroundCli:
     """``src/train.py`` in the background, its output read line by line as it comes."""
 
-    def __init__(self, args: list[str], cwd: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        *,
+        env: dict[str, str] | None = None,
+        hold_at: str | None = None,
+    ) -> None:
+        """``hold_at``: stop reading the output after the first line matching it, until
+        :meth:`interrupt`. The command then stalls at its next few KiB of output (its pipe
+        holds a page, the reader's buffer 8 KiB): a signal sent after that line finds it
+        there, however slow the machine, without a margin of work it must redo later."""
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "src" / "train.py"), *args],
             cwd=cwd,
@@ -331,7 +343,12 @@ class BackgroundCli:
             # Ctrl-C as in a terminal: a suite started in the background of a
             # non-interactive shell inherits SIGINT ignored, and so would the command.
             preexec_fn=_default_sigint,
+            bufsize=0,  # the reader takes what the pipe has, not 8 KiB more
         )
+        if hold_at is not None:
+            fcntl.fcntl(self.process.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)
+        self._hold_at = hold_at
+        self._released = threading.Event()
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -340,6 +357,8 @@ class BackgroundCli:
     def _read(self) -> None:
         for line in self.process.stdout:
             self.lines.put(line)
+            if self._hold_at and not self._released.is_set() and re.search(self._hold_at, line):
+                self._released.wait()
 
     def wait_for_line(self, pattern: str) -> str:
         """Block until a line matching ``pattern`` appears; fail if the process ends first."""
@@ -352,7 +371,12 @@ class BackgroundCli:
                     return line
             return None
 
-        return wait_for(matching_line, what=f"a line matching {pattern!r}", process=self.process)
+        try:
+            return wait_for(
+                matching_line, what=f"a line matching {pattern!r}", process=self.process
+            )
+        except AssertionError as err:
+            raise AssertionError(f"{err}; its output ends:\n{self.finish()[-3000:]}") from None
 
     def finish(self, timeout: float = 600) -> str:
         """Wait for the process to end; return all its output."""
@@ -364,9 +388,11 @@ class BackgroundCli:
 
     def interrupt(self, sig: signal.Signals) -> int:
         self.process.send_signal(sig)
+        self._released.set()  # what the command prints on its way out
         return self.process.wait(timeout=600)
 
     def kill(self) -> None:
+        self._released.set()
         self.process.kill()
         self.process.wait()
 

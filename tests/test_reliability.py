@@ -67,13 +67,13 @@ def _assert_nothing_running(client: MlflowClient):
 
 
 def test_ctrl_c_kills_a_sweep_and_resume_finishes_it_without_repeating_work(workdir):
-    # 1000 epochs of ~10 ms: seconds of margin between reading "epoch 2" and the signal
-    # on a busy machine (with 400, a job on one thread could finish first)
-    sweep = ["-m", *TINY, *LEAN, "arch=pixels,ffn", "train.epochs=1000"]
+    # The reader holds at "epoch 2": the job stalls within ~100 of its 300 epoch lines
+    # (~110 bytes each), and the signal finds it training on any machine.
+    sweep = ["-m", *TINY, *LEAN, "arch=pixels,ffn", "train.epochs=300"]
     sweep += ["train.progress_every=1"]
-    cli = BackgroundCli(sweep, workdir)
+    cli = BackgroundCli(sweep, workdir, hold_at=r"epoch +2/300")
     try:
-        cli.wait_for_line(r"epoch +2/1000")  # the second job is training
+        cli.wait_for_line(r"epoch +2/300")  # the second job is training
         assert cli.interrupt(signal.SIGINT) != 0
     finally:
         cli.kill()
