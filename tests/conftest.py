@@ -330,9 +330,10 @@ class BackgroundCli:
         hold_at: str | None = None,
     ) -> None:
         """``hold_at``: stop reading the output after the first line matching it, until
-        :meth:`interrupt`. The command then stalls at its next few KiB of output (its pipe
-        holds a page, the reader's buffer 8 KiB): a signal sent after that line finds it
-        there, however slow the machine, without a margin of work it must redo later."""
+        :meth:`release` (or :meth:`interrupt`). The command then stalls at its next few KiB
+        of output (its pipe holds a page, the reader's buffer 8 KiB): a signal sent after
+        that line finds it there, however slow the machine, without a margin of work it
+        must redo later."""
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "src" / "train.py"), *args],
             cwd=cwd,
@@ -385,6 +386,10 @@ class BackgroundCli:
         while not self.lines.empty():
             self.output.append(self.lines.get())
         return "".join(self.output)
+
+    def release(self) -> None:
+        """Read the output on (``hold_at``): the command goes on."""
+        self._released.set()
 
     def interrupt(self, sig: signal.Signals) -> int:
         self.process.send_signal(sig)

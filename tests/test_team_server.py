@@ -667,15 +667,16 @@ def outage(tmp_path_factory, empty_store) -> Iterator[Outage]:
 
     ``gone`` (200 epochs, a retry budget of 2 s standing for aesweep's minute) gives up
     while the server is still away: the outage lasts until it has ended, and at least
-    :data:`OUTAGE_SECONDS`. ``away`` (400 epochs, aesweep's retry budget) trains on through
-    the outage (its writes in the meantime fail) and finishes once the server is back.
+    :data:`OUTAGE_SECONDS`. ``away`` (250 epochs, aesweep's retry budget) stalls meanwhile
+    (its output is not read after epoch 2), then trains on until a write of its has failed,
+    and finishes once the server is back.
     """
     folder = tmp_path_factory.mktemp("outage")
     shutil.copyfile(empty_store, folder / "server.db")
     port = free_port()
     args = ["server", "--host", "127.0.0.1", "--backend-store-uri", f"sqlite:///{folder}/server.db"]
     args += ["--artifacts-destination", str(folder / "art"), "--workers", "1"]
-    epochs = {"away": 400, "gone": 200}
+    epochs = {"away": 250, "gone": 200}
     budget = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
     dirs = {name: tmp_path_factory.mktemp(name) for name in epochs}
     jobs = {}
@@ -685,13 +686,17 @@ def outage(tmp_path_factory, empty_store) -> Iterator[Outage]:
         try:
             for name, env in (("away", None), ("gone", budget)):
                 args = single_run(name, epochs[name], cable.url)
-                jobs[name] = BackgroundCli(args, dirs[name], env=env)
+                # away's ~110 epochs till it stalls leave 140 to train through the outage
+                held = rf"epoch +2/{epochs[name]}" if name == "away" else None
+                jobs[name] = BackgroundCli(args, dirs[name], env=env, hold_at=held)
             for name in ("gone", "away"):  # the shorter job first: it must still be training
                 jobs[name].wait_for_line(rf"epoch +2/{epochs[name]}")
             cable.unplug()
             unplugged = time.monotonic()
             gone = jobs["gone"].finish()
             time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - unplugged)))
+            jobs["away"].release()
+            jobs["away"].wait_for_line("keeping the epochs' metrics to send later")
             cable.plug()
             away = jobs["away"].finish()
             yield Outage(
