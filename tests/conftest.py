@@ -346,10 +346,12 @@ class BackgroundCli:
             preexec_fn=_default_sigint,
             bufsize=0,  # the reader takes what the pipe has, not 8 KiB more
         )
-        if hold_at is not None:
-            fcntl.fcntl(self.process.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)
         self._hold_at = hold_at
         self._released = threading.Event()
+        if hold_at is None:
+            self._released.set()
+        else:
+            fcntl.fcntl(self.process.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -358,7 +360,7 @@ class BackgroundCli:
     def _read(self) -> None:
         for line in self.process.stdout:
             self.lines.put(line)
-            if self._hold_at and not self._released.is_set() and re.search(self._hold_at, line):
+            if not self._released.is_set() and re.search(self._hold_at, line):
                 self._released.wait()
 
     def wait_for_line(self, pattern: str) -> str:
@@ -377,6 +379,7 @@ class BackgroundCli:
                 matching_line, what=f"a line matching {pattern!r}", process=self.process
             )
         except AssertionError as err:
+            self.kill()  # ended, or hung for 10 minutes: its output is all there is
             raise AssertionError(f"{err}; its output ends:\n{self.finish()[-3000:]}") from None
 
     def finish(self, timeout: float = 600) -> str:
