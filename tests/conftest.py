@@ -396,11 +396,11 @@ class BackgroundCli:
 
     def interrupt(self, sig: signal.Signals) -> int:
         self.process.send_signal(sig)
-        self._released.set()  # what the command prints on its way out
+        self.release()  # what the command prints on its way out
         return self.process.wait(timeout=600)
 
     def kill(self) -> None:
-        self._released.set()
+        self.release()
         self.process.kill()
         self.process.wait()
 
